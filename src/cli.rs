@@ -1,0 +1,59 @@
+//! The command line, as clap derives it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::DEFAULT_PATH;
+
+/// Routes Amazon SES feedback (bounces, complaints, deliveries and events)
+/// from SQS queues to the teams who own it, through ordered TOML routes.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sesroute",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The config file. Keys can be overridden by SESROUTE_<KEY> environment
+    /// variables, with `__` between nested keys (SESROUTE_AWS__REGION=eu-west-1).
+    #[arg(long, short = 'c', global = true, env = "SESROUTE_CONFIG", default_value = DEFAULT_PATH, value_name = "PATH")]
+    pub config: PathBuf,
+
+    /// Log format: `json` (one object per line), `pretty`, or `auto` (pretty on a terminal, else JSON).
+    #[arg(long, global = true, value_enum, env = "SESROUTE_LOG_FORMAT", default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: poll every source queue, route, deliver to sinks, delete what was delivered.
+    Run,
+    /// Validate the config and print a summary of its sources, sinks and routes (exit 2 when invalid).
+    Check,
+    /// Route message bodies offline and print one JSON decision per body; no sink is called.
+    ///
+    /// Each FILE holds one JSON document (even pretty-printed) or JSON Lines
+    /// (one body per non-empty line). Without FILE, or with `-`, bodies are
+    /// read from standard input. Exit status: 0, 2 on an invalid config, 1 when
+    /// a file cannot be read.
+    Route {
+        /// The [[sources]] name the bodies arrived on (for the `queue` matcher).
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
+        /// Files of message bodies; `-` is standard input.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}

@@ -1,0 +1,119 @@
+//! `sesroute check`: validate the config and print a one-screen summary.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{self, Config, SinkKind};
+use crate::route::Route;
+
+pub fn run(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            print!("{}", summary(path, &config));
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::config_error(&e),
+    }
+}
+
+/// The summary `check` prints: sources, sinks and routes in order.
+pub fn summary(path: &Path, config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "config {} is valid", path.display());
+    let _ = writeln!(out, "\nsources ({}):", config.sources.len());
+    for s in &config.sources {
+        let _ = writeln!(
+            out,
+            "  {:<20} {} ({} receivers)",
+            s.name, s.queue_url, s.receivers
+        );
+    }
+    let _ = writeln!(out, "\nsinks ({}):", config.sinks.len());
+    for (i, sink) in config.sinks.iter().enumerate() {
+        let target = match &sink.kind {
+            SinkKind::File { path, .. } => path.display().to_string(),
+            SinkKind::Log { level } => format!("level {level}"),
+            SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
+            SinkKind::Sqs { queue_url } => queue_url.clone(),
+        };
+        let dead_letter = if config.dead_letter.is_some_and(|d| d.0 == i) {
+            " (dead letter)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<5} {target}{dead_letter}",
+            sink.name,
+            sink.kind.type_name()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nroutes ({}, tried in order):",
+        config.router.routes().len()
+    );
+    for (i, route) in config.router.routes().iter().enumerate() {
+        let sinks: Vec<&str> = route
+            .sinks
+            .iter()
+            .map(|id| config.sink(*id).name.as_str())
+            .collect();
+        let then = if route.continue_ { ", continue" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:>2}. {:<24} -> {}{then}",
+            i + 1,
+            route.name,
+            sinks.join(", ")
+        );
+        let _ = writeln!(out, "      match: {}", describe(route));
+    }
+    out
+}
+
+fn describe(route: &Route) -> String {
+    if route.matcher.matches_everything() {
+        return "everything".to_owned();
+    }
+    let m = &route.matcher;
+    let mut parts = Vec::new();
+    let keys = [
+        ("source", &m.source),
+        ("bounce_type", &m.bounce_type),
+        ("bounce_subtype", &m.bounce_subtype),
+        ("complaint_type", &m.complaint_type),
+        ("identity", &m.identity),
+        ("configuration_set", &m.configuration_set),
+        ("recipient", &m.recipient),
+        ("queue", &m.queue),
+        ("topic", &m.topic),
+    ];
+    if let Some(kinds) = m.kind {
+        let names: Vec<&str> = crate::notification::Kind::ALL
+            .iter()
+            .filter(|k| kinds.contains(**k))
+            .map(|k| k.as_str())
+            .collect();
+        parts.push(format!("kind={}", names.join("|")));
+    }
+    for (key, patterns) in keys {
+        if let Some(p) = patterns {
+            parts.push(format!(
+                "{key}={}",
+                p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("|")
+            ));
+        }
+    }
+    for (name, p) in &m.tags {
+        parts.push(format!(
+            "tags.{name}={}",
+            p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("|")
+        ));
+    }
+    parts.join(" ")
+}

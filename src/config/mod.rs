@@ -1,0 +1,164 @@
+//! Configuration: the TOML file (plus `SESROUTE_` environment overrides),
+//! parsed strictly into [`raw`] types, then validated into [`Config`], in
+//! which a dangling sink name or a bad pattern cannot exist.
+//!
+//! Every problem is reported with the key path it is about, all at once.
+
+pub mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+
+use crate::route::{Router, SinkId};
+
+pub use validate::validate;
+
+/// Where the config is read from when neither `--config` nor `SESROUTE_CONFIG` says.
+pub const DEFAULT_PATH: &str = "/etc/sesroute/sesroute.toml";
+
+/// Environment variables with this prefix override config keys (`__` nests).
+pub const ENV_PREFIX: &str = "SESROUTE_";
+
+/// `SESROUTE_` variables that configure the program itself, not config keys.
+const ENV_NOT_KEYS: &[&str] = &["config", "log", "log_format"];
+
+/// The validated configuration every part of the program runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub aws: Aws,
+    pub listen: SocketAddr,
+    pub sources: Vec<Source>,
+    /// Sorted by name; a [`SinkId`] indexes this list.
+    pub sinks: Vec<Sink>,
+    pub router: Router,
+    pub dead_letter: Option<SinkId>,
+    pub shutdown_grace: Duration,
+    /// Things that are valid but probably not what was meant.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn sink(&self, id: SinkId) -> &Sink {
+        &self.sinks[id.0]
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Aws {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// One SQS queue to poll.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub queue_url: String,
+    pub receivers: u32,
+    pub wait_time_secs: u32,
+    pub visibility_timeout_secs: Option<u32>,
+    pub max_in_flight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub name: String,
+    pub kind: SinkKind,
+}
+
+/// What a sink is and its options; opening it is the daemon's business.
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    File {
+        path: PathBuf,
+        fsync: bool,
+    },
+    Log {
+        level: tracing::Level,
+    },
+    Sns {
+        topic_arn: String,
+        subject: Option<String>,
+    },
+    Sqs {
+        queue_url: String,
+    },
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::File { .. } => "file",
+            SinkKind::Log { .. } => "log",
+            SinkKind::Sns { .. } => "sns",
+            SinkKind::Sqs { .. } => "sqs",
+        }
+    }
+}
+
+/// One problem in the config, at a key path such as `routes[2].sinks[0]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Issue>),
+}
+
+/// Reads and validates the config file, with `SESROUTE_` environment overrides.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let env = Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_KEYS);
+    from_figment(
+        Figment::from(Toml::string(&text)).merge(env),
+        &path.display().to_string(),
+    )
+}
+
+/// Validates config text alone, without environment overrides (for tests and tools).
+pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    from_figment(Figment::from(Toml::string(text)), "config")
+}
+
+fn from_figment(figment: Figment, origin: &str) -> Result<Config, ConfigError> {
+    let value: figment::value::Value = figment.extract().map_err(|e| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: e.kind.to_string(),
+    })?;
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let key = e.path().to_string();
+        let reason = e.into_inner().kind.to_string();
+        ConfigError::Invalid(vec![Issue { key, reason }])
+    })?;
+    validate(raw).map_err(ConfigError::Invalid)
+}

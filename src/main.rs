@@ -1,0 +1,19 @@
+//! The `sesroute` binary: parse the command line, run the command, exit with its status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sesroute::cli::{Cli, Command};
+use sesroute::cmd;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Run => {
+            eprintln!("error: `sesroute run` is not available in this build");
+            ExitCode::FAILURE
+        }
+        Command::Check => cmd::check::run(&cli.config),
+        Command::Route { queue, files } => cmd::route::run(&cli.config, queue.as_deref(), files),
+    }
+}

@@ -1,0 +1,240 @@
+//! Wire types for the SES JSON as it appears on a queue, whatever wraps it.
+//!
+//! Tolerant by design: SES "reserves the right to add fields", so nothing here
+//! denies unknown fields, almost everything is optional, and strings borrow
+//! from the input when they carry no escapes. One struct, [`Body`], covers the
+//! three top-level shapes (SNS envelope, bare SES record, `EventBridge` event)
+//! so that a body is parsed once whatever it turns out to be.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+type Str<'a> = Cow<'a, str>;
+
+/// Every top-level key sesroute looks at, of every shape a body can take.
+#[derive(Debug, Default, Deserialize)]
+pub struct Body<'a> {
+    // SNS envelope (`Type`, `Message`, ... and the Lambda spellings).
+    #[serde(rename = "Type", borrow)]
+    pub sns_type: Option<Str<'a>>,
+    #[serde(rename = "Message", borrow)]
+    pub sns_message: Option<&'a RawValue>,
+    #[serde(rename = "MessageId", borrow)]
+    pub sns_message_id: Option<Str<'a>>,
+    #[serde(rename = "TopicArn", borrow)]
+    pub topic_arn: Option<Str<'a>>,
+    #[serde(rename = "Subject", borrow)]
+    pub subject: Option<Str<'a>>,
+    #[serde(rename = "Timestamp", borrow)]
+    pub sns_timestamp: Option<Str<'a>>,
+    #[serde(rename = "SignatureVersion", borrow)]
+    pub signature_version: Option<Str<'a>>,
+    #[serde(rename = "Signature", borrow)]
+    pub signature: Option<Str<'a>>,
+    #[serde(rename = "SigningCertURL", alias = "SigningCertUrl", borrow)]
+    pub signing_cert_url: Option<Str<'a>>,
+    #[serde(rename = "UnsubscribeURL", alias = "UnsubscribeUrl", borrow)]
+    pub unsubscribe_url: Option<Str<'a>>,
+
+    // EventBridge event.
+    #[serde(borrow)]
+    pub source: Option<Str<'a>>,
+    #[serde(rename = "detail-type", borrow)]
+    pub detail_type: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub detail: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub id: Option<Str<'a>>,
+
+    // SES record: identity notifications and event publishing.
+    #[serde(rename = "notificationType", borrow)]
+    pub notification_type: Option<Str<'a>>,
+    #[serde(rename = "eventType", borrow)]
+    pub event_type: Option<Str<'a>>,
+    /// The text of the `AmazonSnsSubscriptionSucceeded` setup message.
+    #[serde(borrow)]
+    pub message: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub mail: Option<Mail<'a>>,
+    #[serde(borrow)]
+    pub bounce: Option<Bounce<'a>>,
+    #[serde(borrow)]
+    pub complaint: Option<Complaint<'a>>,
+    #[serde(borrow)]
+    pub delivery: Option<Delivery<'a>>,
+    pub send: Option<Empty>,
+    #[serde(borrow)]
+    pub reject: Option<Reject<'a>>,
+    pub open: Option<Empty>,
+    pub click: Option<Empty>,
+    pub failure: Option<Empty>,
+    #[serde(rename = "deliveryDelay", borrow)]
+    pub delivery_delay: Option<DeliveryDelay<'a>>,
+    pub subscription: Option<Empty>,
+    /// Inbound mail (`Received`) carries a receipt; only its presence matters.
+    pub receipt: Option<IgnoredAny>,
+}
+
+/// An object whose content sesroute does not route on (it is kept verbatim in
+/// the SES JSON); deserializing it still rejects a string or a number.
+#[derive(Debug, Default, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mail<'a> {
+    #[serde(borrow)]
+    pub timestamp: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub message_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub source: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub source_arn: Option<Str<'a>>,
+    #[serde(default, borrow, deserialize_with = "one_or_many")]
+    pub destination: Vec<Str<'a>>,
+    #[serde(borrow)]
+    pub tags: Option<HashMap<Str<'a>, Tag<'a>>>,
+    #[serde(borrow)]
+    pub common_headers: Option<CommonHeaders<'a>>,
+}
+
+/// The values of one `mail.tags` entry: an array of strings, or (leniently) one string.
+#[derive(Debug, Default)]
+pub struct Tag<'a>(pub Vec<Str<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tag<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_or_many(deserializer).map(Tag)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CommonHeaders<'a> {
+    #[serde(default, borrow, deserialize_with = "one_or_many")]
+    pub from: Vec<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient<'a> {
+    #[serde(borrow)]
+    pub email_address: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub status: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub diagnostic_code: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bounce<'a> {
+    #[serde(borrow)]
+    pub bounce_type: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub bounce_sub_type: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub bounced_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    pub feedback_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub timestamp: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Complaint<'a> {
+    #[serde(default, borrow)]
+    pub complained_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    pub complaint_feedback_type: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub complaint_sub_type: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub feedback_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub timestamp: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery<'a> {
+    #[serde(default, borrow, deserialize_with = "one_or_many")]
+    pub recipients: Vec<Str<'a>>,
+    #[serde(borrow)]
+    pub timestamp: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDelay<'a> {
+    #[serde(borrow)]
+    pub delay_type: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    pub delayed_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    pub timestamp: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Reject<'a> {
+    #[serde(borrow)]
+    pub reason: Option<Str<'a>>,
+}
+
+/// A list of strings; a lone string is taken as a list of one, `null` as empty.
+fn one_or_many<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Str<'a>>, D::Error> {
+    struct OneOrMany<'a>(std::marker::PhantomData<&'a ()>);
+
+    impl<'de: 'a, 'a> Visitor<'de> for OneOrMany<'a> {
+        type Value = Vec<Str<'a>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or an array of strings")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(vec![Cow::Borrowed(v)])
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![Cow::Owned(v.to_owned())])
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(2));
+            while let Some(Borrowable(s)) = seq.next_element()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_any(OneOrMany(std::marker::PhantomData))
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct Borrowable<'a>(Str<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowable<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Inner<'a>(#[serde(borrow)] Str<'a>);
+        Inner::deserialize(deserializer).map(|Inner(s)| Borrowable(s))
+    }
+}
+
+/// Decodes a JSON string literal (the SNS `Message`), borrowing when it has no escapes.
+pub fn json_string(raw: &RawValue) -> Result<Str<'_>, serde_json::Error> {
+    serde_json::from_str::<Borrowable>(raw.get()).map(|b| b.0)
+}

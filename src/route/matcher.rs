@@ -1,0 +1,237 @@
+//! Patterns and the per-route matcher, compiled once when the config loads.
+//!
+//! A pattern is literal except for `*` (any run of characters, also none) and
+//! `?` (exactly one character); matching ignores case. `[`, `]`, `{`, `}` and
+//! `\` are literal, which is exactly `wildmatch`'s dialect.
+
+use wildmatch::WildMatch;
+
+use crate::notification::{Kind, Notification};
+
+/// One compiled pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    compiled: Compiled,
+}
+
+#[derive(Debug, Clone)]
+enum Compiled {
+    /// `*`: everything, also the empty string.
+    Any,
+    /// No wildcard: a case-insensitive comparison is enough.
+    Literal(String),
+    Glob(WildMatch),
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Pattern {
+        let compiled = if text.bytes().all(|b| b == b'*') && !text.is_empty() {
+            Compiled::Any
+        } else if text.contains(['*', '?']) {
+            Compiled::Glob(WildMatch::new_case_insensitive(text))
+        } else {
+            Compiled::Literal(text.to_lowercase())
+        };
+        Pattern {
+            text: text.to_owned(),
+            compiled,
+        }
+    }
+
+    pub fn is_match(&self, value: &str) -> bool {
+        match &self.compiled {
+            Compiled::Any => true,
+            Compiled::Literal(literal) => {
+                if value.is_ascii() {
+                    literal.eq_ignore_ascii_case(value)
+                } else {
+                    *literal == value.to_lowercase()
+                }
+            }
+            Compiled::Glob(glob) => glob.matches(value),
+        }
+    }
+
+    /// Whether the pattern matches every string.
+    pub fn is_any(&self) -> bool {
+        matches!(self.compiled, Compiled::Any)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A key's list of patterns: holds when any of them matches.
+#[derive(Debug, Clone)]
+pub struct Patterns(Vec<Pattern>);
+
+impl Patterns {
+    pub fn new<S: AsRef<str>>(texts: &[S]) -> Patterns {
+        Patterns(texts.iter().map(|t| Pattern::new(t.as_ref())).collect())
+    }
+
+    pub fn is_match(&self, value: &str) -> bool {
+        self.0.iter().any(|p| p.is_match(value))
+    }
+
+    /// Holds when any pattern matches any of the values.
+    pub fn any_match<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> bool {
+        values.into_iter().any(|v| self.is_match(v))
+    }
+
+    pub fn is_any(&self) -> bool {
+        self.0.iter().any(Pattern::is_any)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Pattern> {
+        self.0.iter()
+    }
+}
+
+/// A set of kinds, resolved from the `kind` patterns once at load time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindSet(u16);
+
+impl KindSet {
+    pub const ALL: KindSet = KindSet((1 << Kind::ALL.len()) - 1);
+
+    /// The kinds any of the patterns names, in any of its spellings.
+    pub fn from_patterns(patterns: &Patterns) -> KindSet {
+        let mut set = KindSet::default();
+        for kind in Kind::ALL {
+            if kind.spellings().iter().any(|s| patterns.is_match(s)) {
+                set.insert(kind);
+            }
+        }
+        set
+    }
+
+    pub fn insert(&mut self, kind: Kind) {
+        self.0 |= 1 << kind as u16;
+    }
+
+    pub fn contains(self, kind: Kind) -> bool {
+        self.0 & (1 << kind as u16) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// The `match` table of one route. Every key present must hold (AND); a key
+/// whose field the notification lacks does not hold.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    pub source: Option<Patterns>,
+    pub kind: Option<KindSet>,
+    pub bounce_type: Option<Patterns>,
+    pub bounce_subtype: Option<Patterns>,
+    pub complaint_type: Option<Patterns>,
+    pub identity: Option<Patterns>,
+    pub configuration_set: Option<Patterns>,
+    pub recipient: Option<Patterns>,
+    pub queue: Option<Patterns>,
+    pub topic: Option<Patterns>,
+    /// Tag name (compared exactly) and the patterns for its values.
+    pub tags: Vec<(String, Patterns)>,
+}
+
+impl Matcher {
+    pub fn is_match(&self, n: &Notification, queue: Option<&str>) -> bool {
+        fn holds(patterns: Option<&Patterns>, value: Option<&str>) -> bool {
+            patterns.is_none_or(|p| value.is_some_and(|v| p.is_match(v)))
+        }
+        fn holds_any<'v>(
+            patterns: Option<&Patterns>,
+            values: Option<impl IntoIterator<Item = &'v str>>,
+        ) -> bool {
+            patterns.is_none_or(|p| values.is_some_and(|v| p.any_match(v)))
+        }
+        let source = (!n.source.is_empty()).then_some(n.source.as_str());
+        self.kind.is_none_or(|set| set.contains(n.kind))
+            && holds(self.source.as_ref(), source)
+            && holds(self.bounce_type.as_ref(), n.detail.bounce_type.as_deref())
+            && holds(
+                self.bounce_subtype.as_ref(),
+                n.detail.bounce_subtype.as_deref(),
+            )
+            && holds(
+                self.complaint_type.as_ref(),
+                n.detail.complaint_type.as_deref(),
+            )
+            && holds(self.identity.as_ref(), n.source_arn.as_deref())
+            && holds(self.queue.as_ref(), queue)
+            && holds(self.topic.as_ref(), n.topic_arn())
+            && holds_any(
+                self.configuration_set.as_ref(),
+                n.configuration_set().map(|v| v.iter().map(String::as_str)),
+            )
+            && holds_any(
+                self.recipient.as_ref(),
+                Some(n.recipients.iter().map(String::as_str)),
+            )
+            && self.tags.iter().all(|(name, p)| {
+                n.tag(name)
+                    .is_some_and(|values| p.any_match(values.iter().map(String::as_str)))
+            })
+    }
+
+    /// Whether the matcher holds for every notification, whatever its fields.
+    pub fn matches_everything(&self) -> bool {
+        self.kind.is_none_or(|set| set == KindSet::ALL)
+            && self.source.is_none()
+            && self.bounce_type.is_none()
+            && self.bounce_subtype.is_none()
+            && self.complaint_type.is_none()
+            && self.identity.is_none()
+            && self.configuration_set.is_none()
+            && self.recipient.is_none()
+            && self.queue.is_none()
+            && self.topic.is_none()
+            && self.tags.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_and_question_mark_are_the_only_wildcards() {
+        let p = Pattern::new("*@dev.example.com");
+        assert!(p.is_match("a@dev.example.com"));
+        assert!(p.is_match("@dev.example.com"));
+        assert!(p.is_match("A.B@DEV.Example.COM"));
+        assert!(!p.is_match("a@xdev.example.comx"));
+        assert!(Pattern::new("b?t@x").is_match("bot@x"));
+        assert!(!Pattern::new("b?t@x").is_match("bt@x"));
+        assert!(Pattern::new("[a]{b}\\").is_match("[A]{B}\\"));
+        assert!(!Pattern::new("[a]").is_match("a"));
+        assert!(Pattern::new("*").is_match(""));
+        assert!(Pattern::new("**").is_any());
+    }
+
+    #[test]
+    fn literal_matching_ignores_case_also_outside_ascii() {
+        assert!(Pattern::new("Jürgen@X.test").is_match("JÜRGEN@x.TEST"));
+        assert!(!Pattern::new("a@x").is_match("a@y"));
+    }
+
+    #[test]
+    fn kind_patterns_accept_every_spelling() {
+        let set = KindSet::from_patterns(&Patterns::new(&[
+            "Rendering Failure",
+            "DeliveryDelay",
+            "bounce",
+        ]));
+        assert!(set.contains(Kind::RenderingFailure));
+        assert!(set.contains(Kind::DeliveryDelay));
+        assert!(set.contains(Kind::Bounce));
+        assert!(!set.contains(Kind::Complaint));
+        assert_eq!(KindSet::from_patterns(&Patterns::new(&["*"])), KindSet::ALL);
+        assert!(KindSet::from_patterns(&Patterns::new(&["bounced"])).is_empty());
+    }
+}
