@@ -103,17 +103,11 @@ fn describe(route: &Route) -> String {
     }
     for (key, patterns) in keys {
         if let Some(p) = patterns {
-            parts.push(format!(
-                "{key}={}",
-                p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("|")
-            ));
+            parts.push(format!("{key}={p}"));
         }
     }
     for (name, p) in &m.tags {
-        parts.push(format!(
-            "tags.{name}={}",
-            p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("|")
-        ));
+        parts.push(format!("tags.{name}={p}"));
     }
     parts.join(" ")
 }

@@ -191,7 +191,7 @@ impl Serialize for Line<'_> {
                 )?;
             }
             Outcome::Ignored(reason) => {
-                map.serialize_entry("ignored", &format_args!("{reason}"))?
+                map.serialize_entry("ignored", &format_args!("{reason}"))?;
             }
             Outcome::Error(e) => map.serialize_entry("error", &format_args!("{e}"))?,
         }

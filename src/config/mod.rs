@@ -140,25 +140,70 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let env = Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_KEYS);
     from_figment(
-        Figment::from(Toml::string(&text)).merge(env),
+        &Figment::from(Toml::string(&text)).merge(env),
         &path.display().to_string(),
     )
 }
 
 /// Validates config text alone, without environment overrides (for tests and tools).
 pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-    from_figment(Figment::from(Toml::string(text)), "config")
+    from_figment(&Figment::from(Toml::string(text)), "config")
 }
 
-fn from_figment(figment: Figment, origin: &str) -> Result<Config, ConfigError> {
+fn from_figment(figment: &Figment, origin: &str) -> Result<Config, ConfigError> {
     let value: figment::value::Value = figment.extract().map_err(|e| ConfigError::Syntax {
         origin: origin.to_owned(),
         message: e.kind.to_string(),
     })?;
-    let raw: raw::RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let key = e.path().to_string();
-        let reason = e.into_inner().kind.to_string();
-        ConfigError::Invalid(vec![Issue { key, reason }])
-    })?;
+    let raw: raw::RawConfig = serde_path_to_error::deserialize(&value)
+        .map_err(|e| ConfigError::Invalid(vec![shape_issue(&e)]))?;
     validate(raw).map_err(ConfigError::Invalid)
+}
+
+/// Words a serde error about the file's shape the way the rest of `check` speaks:
+/// the full key path first, then what is wrong with it.
+fn shape_issue(error: &serde_path_to_error::Error<figment::Error>) -> Issue {
+    use figment::error::Kind;
+    let mut key = error.path().to_string();
+    let join = |key: &str, field: &str| {
+        if key == "." {
+            field.to_owned()
+        } else {
+            format!("{key}.{field}")
+        }
+    };
+    let reason = match &error.inner().kind {
+        Kind::UnknownField(field, expected) => {
+            if !key.ends_with(field.as_str()) {
+                key = join(&key, field);
+            }
+            format!("unknown key (expected one of: {})", expected.join(", "))
+        }
+        Kind::MissingField(field) => {
+            key = join(&key, field);
+            "is required".to_owned()
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!(
+                "unknown value {found:?} (expected one of: {})",
+                expected.join(", ")
+            )
+        }
+        Kind::InvalidType(found, expected) => {
+            let expected = match expected.as_str() {
+                "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number",
+                "bool" => "true or false",
+                other => other,
+            };
+            format!("expected {expected}, found {found}")
+        }
+        other => other.to_string(),
+    };
+    let env = format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase());
+    let reason = if std::env::var_os(&env).is_some() {
+        format!("{reason} (set by the environment variable {env})")
+    } else {
+        reason
+    };
+    Issue { key, reason }
 }

@@ -90,6 +90,19 @@ impl Patterns {
     }
 }
 
+impl std::fmt::Display for Patterns {
+    /// The patterns as written, separated by `|`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("|")?;
+            }
+            f.write_str(p.as_str())?;
+        }
+        Ok(())
+    }
+}
+
 /// A set of kinds, resolved from the `kind` patterns once at load time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindSet(u16);
