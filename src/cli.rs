@@ -9,12 +9,7 @@ use crate::config::DEFAULT_PATH;
 /// Routes Amazon SES feedback (bounces, complaints, deliveries and events)
 /// from SQS queues to the teams who own it, through ordered TOML routes.
 #[derive(Debug, Parser)]
-#[command(
-    name = "sesroute",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "sesroute", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// The config file. Keys can be overridden by SESROUTE_<KEY> environment
     /// variables, with `__` between nested keys (SESROUTE_AWS__REGION=eu-west-1).

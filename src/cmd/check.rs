@@ -26,11 +26,7 @@ pub fn summary(path: &Path, config: &Config) -> String {
     let _ = writeln!(out, "config {} is valid", path.display());
     let _ = writeln!(out, "\nsources ({}):", config.sources.len());
     for s in &config.sources {
-        let _ = writeln!(
-            out,
-            "  {:<20} {} ({} receivers)",
-            s.name, s.queue_url, s.receivers
-        );
+        let _ = writeln!(out, "  {:<20} {} ({} receivers)", s.name, s.queue_url, s.receivers);
     }
     let _ = writeln!(out, "\nsinks ({}):", config.sinks.len());
     for (i, sink) in config.sinks.iter().enumerate() {
@@ -40,37 +36,14 @@ pub fn summary(path: &Path, config: &Config) -> String {
             SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
             SinkKind::Sqs { queue_url } => queue_url.clone(),
         };
-        let dead_letter = if config.dead_letter.is_some_and(|d| d.0 == i) {
-            " (dead letter)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "  {:<20} {:<5} {target}{dead_letter}",
-            sink.name,
-            sink.kind.type_name()
-        );
+        let dead_letter = if config.dead_letter.is_some_and(|d| d.0 == i) { " (dead letter)" } else { "" };
+        let _ = writeln!(out, "  {:<20} {:<5} {target}{dead_letter}", sink.name, sink.kind.type_name());
     }
-    let _ = writeln!(
-        out,
-        "\nroutes ({}, tried in order):",
-        config.router.routes().len()
-    );
+    let _ = writeln!(out, "\nroutes ({}, tried in order):", config.router.routes().len());
     for (i, route) in config.router.routes().iter().enumerate() {
-        let sinks: Vec<&str> = route
-            .sinks
-            .iter()
-            .map(|id| config.sink(*id).name.as_str())
-            .collect();
+        let sinks: Vec<&str> = route.sinks.iter().map(|id| config.sink(*id).name.as_str()).collect();
         let then = if route.continue_ { ", continue" } else { "" };
-        let _ = writeln!(
-            out,
-            "  {:>2}. {:<24} -> {}{then}",
-            i + 1,
-            route.name,
-            sinks.join(", ")
-        );
+        let _ = writeln!(out, "  {:>2}. {:<24} -> {}{then}", i + 1, route.name, sinks.join(", "));
         let _ = writeln!(out, "      match: {}", describe(route));
     }
     out
@@ -94,11 +67,8 @@ fn describe(route: &Route) -> String {
         ("topic", &m.topic),
     ];
     if let Some(kinds) = m.kind {
-        let names: Vec<&str> = crate::notification::Kind::ALL
-            .iter()
-            .filter(|k| kinds.contains(**k))
-            .map(|k| k.as_str())
-            .collect();
+        let names: Vec<&str> =
+            crate::notification::Kind::ALL.iter().filter(|k| kinds.contains(**k)).map(|k| k.as_str()).collect();
         parts.push(format!("kind={}", names.join("|")));
     }
     for (key, patterns) in keys {

@@ -21,10 +21,7 @@ pub fn run(config_path: &Path, queue: Option<&str>, files: &[PathBuf]) -> ExitCo
     };
     if let Some(queue) = queue.filter(|q| config.source(q).is_none()) {
         let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
-            "warning: --queue {queue:?} is not a [[sources]] name (defined: {})",
-            names.join(", ")
-        );
+        eprintln!("warning: --queue {queue:?} is not a [[sources]] name (defined: {})", names.join(", "));
     }
     let stdin = [PathBuf::from("-")];
     let files = if files.is_empty() { &stdin[..] } else { files };
@@ -85,16 +82,7 @@ pub fn route_bytes<W: Write>(
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if !is_blank(line) {
-            route_one(
-                out,
-                config,
-                Input {
-                    name,
-                    line: index + 1,
-                },
-                line,
-                queue,
-            )?;
+            route_one(out, config, Input { name, line: index + 1 }, line, queue)?;
         }
     }
     Ok(())
@@ -111,31 +99,26 @@ fn route_one<W: Write>(
     body: &[u8],
     queue: Option<&str>,
 ) -> io::Result<()> {
-    let outcome = decide(config, body, queue);
-    serde_json::to_writer(
-        &mut *out,
-        &Line {
-            input,
-            config,
-            outcome: &outcome,
-        },
-    )?;
+    let mut scratch = String::new();
+    let outcome = decide(config, body, queue, &mut scratch);
+    serde_json::to_writer(&mut *out, &Line { input, config, outcome: &outcome })?;
     out.write_all(b"\n")
 }
 
 /// What became of one body.
 #[derive(Debug)]
-pub enum Outcome {
-    Routed(Box<Notification>, Decision),
+pub enum Outcome<'a> {
+    Routed(Box<Notification<'a>>, Decision),
     Ignored(notification::Ignored),
     Error(ParseError),
 }
 
 /// Parses and routes one body.
-pub fn decide(config: &Config, body: &[u8], queue: Option<&str>) -> Outcome {
-    let parsed = std::str::from_utf8(body)
-        .map_err(|_| ParseError::NotUtf8)
-        .and_then(notification::parse);
+///
+/// The outcome borrows from `body` and `scratch` (see [`notification::parse`]).
+pub fn decide<'a>(config: &Config, body: &'a [u8], queue: Option<&str>, scratch: &'a mut String) -> Outcome<'a> {
+    let parsed =
+        std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8).and_then(|body| notification::parse(body, scratch));
     match parsed {
         Ok(Parsed::Notification(n)) => {
             let decision = config.router.route(&n, queue);
@@ -163,7 +146,7 @@ impl fmt::Display for Input<'_> {
 struct Line<'a> {
     input: Input<'a>,
     config: &'a Config,
-    outcome: &'a Outcome,
+    outcome: &'a Outcome<'a>,
 }
 
 impl Serialize for Line<'_> {
@@ -176,18 +159,10 @@ impl Serialize for Line<'_> {
                 map.serialize_entry("kind", &n.kind)?;
                 map.serialize_entry("source", &n.source)?;
                 map.serialize_entry("message_id", &n.message_id)?;
-                map.serialize_entry(
-                    "routes",
-                    &Names(decision.routes.iter().map(|i| routes[*i].name.as_str())),
-                )?;
+                map.serialize_entry("routes", &Names(decision.routes.iter().map(|i| routes[*i].name.as_str())))?;
                 map.serialize_entry(
                     "sinks",
-                    &Names(
-                        decision
-                            .sinks
-                            .iter()
-                            .map(|id| self.config.sink(*id).name.as_str()),
-                    ),
+                    &Names(decision.sinks.iter().map(|id| self.config.sink(*id).name.as_str())),
                 )?;
             }
             Outcome::Ignored(reason) => {

@@ -79,20 +79,10 @@ pub struct Sink {
 /// What a sink is and its options; opening it is the daemon's business.
 #[derive(Debug, Clone)]
 pub enum SinkKind {
-    File {
-        path: PathBuf,
-        fsync: bool,
-    },
-    Log {
-        level: tracing::Level,
-    },
-    Sns {
-        topic_arn: String,
-        subject: Option<String>,
-    },
-    Sqs {
-        queue_url: String,
-    },
+    File { path: PathBuf, fsync: bool },
+    Log { level: tracing::Level },
+    Sns { topic_arn: String, subject: Option<String> },
+    Sqs { queue_url: String },
 }
 
 impl SinkKind {
@@ -122,10 +112,7 @@ impl fmt::Display for Issue {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{origin}: {message}")]
     Syntax { origin: String, message: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -134,15 +121,9 @@ pub enum ConfigError {
 
 /// Reads and validates the config file, with `SESROUTE_` environment overrides.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let env = Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_KEYS);
-    from_figment(
-        &Figment::from(Toml::string(&text)).merge(env),
-        &path.display().to_string(),
-    )
+    from_figment(&Figment::from(Toml::string(&text)).merge(env), &path.display().to_string())
 }
 
 /// Validates config text alone, without environment overrides (for tests and tools).
@@ -151,12 +132,11 @@ pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn from_figment(figment: &Figment, origin: &str) -> Result<Config, ConfigError> {
-    let value: figment::value::Value = figment.extract().map_err(|e| ConfigError::Syntax {
-        origin: origin.to_owned(),
-        message: e.kind.to_string(),
-    })?;
-    let raw: raw::RawConfig = serde_path_to_error::deserialize(&value)
-        .map_err(|e| ConfigError::Invalid(vec![shape_issue(&e)]))?;
+    let value: figment::value::Value = figment
+        .extract()
+        .map_err(|e| ConfigError::Syntax { origin: origin.to_owned(), message: e.kind.to_string() })?;
+    let raw: raw::RawConfig =
+        serde_path_to_error::deserialize(&value).map_err(|e| ConfigError::Invalid(vec![shape_issue(&e)]))?;
     validate(raw).map_err(ConfigError::Invalid)
 }
 
@@ -166,11 +146,7 @@ fn shape_issue(error: &serde_path_to_error::Error<figment::Error>) -> Issue {
     use figment::error::Kind;
     let mut key = error.path().to_string();
     let join = |key: &str, field: &str| {
-        if key == "." {
-            field.to_owned()
-        } else {
-            format!("{key}.{field}")
-        }
+        if key == "." { field.to_owned() } else { format!("{key}.{field}") }
     };
     let reason = match &error.inner().kind {
         Kind::UnknownField(field, expected) => {
@@ -184,10 +160,7 @@ fn shape_issue(error: &serde_path_to_error::Error<figment::Error>) -> Issue {
             "is required".to_owned()
         }
         Kind::UnknownVariant(found, expected) => {
-            format!(
-                "unknown value {found:?} (expected one of: {})",
-                expected.join(", ")
-            )
+            format!("unknown value {found:?} (expected one of: {})", expected.join(", "))
         }
         Kind::InvalidType(found, expected) => {
             let expected = match expected.as_str() {

@@ -6,19 +6,18 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
-use super::ses::{self, Body, Recipient};
-use super::{
-    Detail, Envelope, Ignored, Kind, Notification, ParseError, Parsed, SnsEnvelope, address,
-};
+use super::ses::{Body, MessageField, RawMessage, Recipient};
+use super::{Detail, Envelope, Ignored, Kind, Notification, ParseError, Parsed, SnsEnvelope, address};
 
 /// The plain-text message SES publishes when an SNS event destination is created.
-const VALIDATION_MESSAGE: &str =
-    "Successfully validated SNS topic for Amazon SES event publishing.";
+const VALIDATION_MESSAGE: &str = "Successfully validated SNS topic for Amazon SES event publishing.";
 
 /// Understands one SQS message body.
-pub fn parse(body: &str) -> Result<Parsed, ParseError> {
+///
+/// The result borrows from `body` and, for an SNS envelope, from the decoded
+/// `Message`, which is kept in `scratch` (pass an empty string; it is reused
+/// as the storage, so nothing is copied).
+pub fn parse<'a>(body: &'a str, scratch: &'a mut String) -> Result<Parsed<'a>, ParseError> {
     let text = body.trim();
     if text.is_empty() {
         return Err(ParseError::Empty);
@@ -28,9 +27,9 @@ pub fn parse(body: &str) -> Result<Parsed, ParseError> {
     }
     let top = parse_object(text, "body")?;
     if top.sns_type.is_some() || (top.sns_message.is_some() && top.topic_arn.is_some()) {
-        sns(top)
+        sns(text, top, scratch)
     } else if top.detail_type.is_some() || (top.detail.is_some() && top.source.is_some()) {
-        eventbridge(&top)
+        eventbridge(top)
     } else {
         record(top, text, Envelope::Raw)
     }
@@ -56,16 +55,8 @@ fn explain(text: &str, what: &'static str, error: &serde_json::Error) -> ParseEr
     }
     let mut de = serde_json::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, Body>(&mut de) {
-        Err(e) => ParseError::Invalid {
-            what,
-            path: e.path().to_string(),
-            reason: e.into_inner().to_string(),
-        },
-        Ok(_) => ParseError::Invalid {
-            what,
-            path: ".".into(),
-            reason: error.to_string(),
-        },
+        Err(e) => ParseError::Invalid { what, path: e.path().to_string(), reason: e.into_inner().to_string() },
+        Ok(_) => ParseError::Invalid { what, path: ".".into(), reason: error.to_string() },
     }
 }
 
@@ -80,37 +71,35 @@ fn json_type(value: &serde_json::Value) -> &'static str {
     }
 }
 
-fn sns(top: Body<'_>) -> Result<Parsed, ParseError> {
+fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Parsed<'a>, ParseError> {
     match top.sns_type.as_deref().unwrap_or("Notification") {
         "Notification" => {}
-        "SubscriptionConfirmation" => {
-            return Ok(Parsed::Ignored(Ignored::SnsSubscriptionConfirmation));
-        }
-        "UnsubscribeConfirmation" => {
-            return Ok(Parsed::Ignored(Ignored::SnsUnsubscribeConfirmation));
-        }
+        "SubscriptionConfirmation" => return Ok(Parsed::Ignored(Ignored::SnsSubscriptionConfirmation)),
+        "UnsubscribeConfirmation" => return Ok(Parsed::Ignored(Ignored::SnsUnsubscribeConfirmation)),
         other => return Err(ParseError::UnknownSnsType(other.to_owned())),
     }
-    let message = top.sns_message.ok_or(ParseError::SnsWithoutMessage)?;
     let envelope = Envelope::Sns(Box::new(SnsEnvelope {
-        message_id: owned(top.sns_message_id),
-        topic_arn: owned(top.topic_arn),
-        subject: owned(top.subject),
-        timestamp: owned(top.sns_timestamp),
-        signature_version: owned(top.signature_version),
-        signature: owned(top.signature),
-        signing_cert_url: owned(top.signing_cert_url),
-        unsubscribe_url: owned(top.unsubscribe_url),
+        message_id: top.sns_message_id,
+        topic_arn: top.topic_arn,
+        subject: top.subject,
+        timestamp: top.sns_timestamp,
+        signature_version: top.signature_version,
+        signature: top.signature,
+        signing_cert_url: top.signing_cert_url,
+        unsubscribe_url: top.unsubscribe_url,
     }));
-    let text: Cow<'_, str> = match message.get().as_bytes().first() {
+    let text: &'a str = match top.sns_message.ok_or(ParseError::SnsWithoutMessage)? {
+        MessageField::Text(Cow::Borrowed(text)) => text,
+        MessageField::Text(Cow::Owned(text)) => {
+            *scratch = text;
+            scratch.as_str()
+        }
         // Some emulators put the SES JSON in `Message` as an object, not a string.
-        Some(b'{') => Cow::Borrowed(message.get()),
-        Some(b'"') => ses::json_string(message).map_err(|e| ParseError::Invalid {
-            what: "SNS envelope",
-            path: "Message".into(),
-            reason: e.to_string(),
-        })?,
-        _ => return Err(ParseError::SnsMessageNotSes(excerpt(message.get()))),
+        MessageField::Object => {
+            let raw: RawMessage<'a> = serde_json::from_str(body).map_err(|e| explain(body, "SNS envelope", &e))?;
+            raw.message.get()
+        }
+        MessageField::Other => return Err(ParseError::SnsMessageNotSes("not a string or an object".to_owned())),
     };
     let text = text.trim();
     if text == VALIDATION_MESSAGE {
@@ -122,126 +111,87 @@ fn sns(top: Body<'_>) -> Result<Parsed, ParseError> {
     record(parse_object(text, "SNS Message")?, text, envelope)
 }
 
-fn eventbridge(top: &Body<'_>) -> Result<Parsed, ParseError> {
+fn eventbridge(top: Body<'_>) -> Result<Parsed<'_>, ParseError> {
     let source = top.source.as_deref().unwrap_or_default();
     if source != "aws.ses" {
         return Err(ParseError::NotSesEventBridge(source.to_owned()));
     }
-    let detail_type = top.detail_type.as_deref().unwrap_or_default();
+    let detail_type = top.detail_type.unwrap_or_default();
     // SES's sending events are all "Email ..."; the bus also carries account
     // and tenant events (advisor, sending status) that are not feedback.
     let about_email = detail_type.starts_with("Email ");
-    let detail: &RawValue = match top.detail {
-        Some(detail) => detail,
-        None if about_email => {
-            return Err(ParseError::NotSes(format!(
-                "EventBridge {detail_type:?} event has no detail"
-            )));
+    let not_email =
+        |detail_type: Cow<'_, str>| Ok(Parsed::Ignored(Ignored::EventBridgeNotEmail(detail_type.into_owned())));
+    let Some(detail) = top.detail else {
+        if about_email {
+            return Err(ParseError::NotSes(format!("EventBridge {detail_type:?} event has no detail")));
         }
-        None => {
-            return Ok(Parsed::Ignored(Ignored::EventBridgeNotEmail(
-                detail_type.to_owned(),
-            )));
-        }
+        return not_email(detail_type);
     };
     let text = detail.get();
     let inner = match parse_object(text, "EventBridge detail") {
         Ok(inner) => inner,
         Err(e) if about_email => return Err(e),
-        Err(_) => {
-            return Ok(Parsed::Ignored(Ignored::EventBridgeNotEmail(
-                detail_type.to_owned(),
-            )));
-        }
+        Err(_) => return not_email(detail_type),
     };
-    if !about_email
-        && inner.event_type.is_none()
-        && inner.notification_type.is_none()
-        && inner.mail.is_none()
-    {
-        return Ok(Parsed::Ignored(Ignored::EventBridgeNotEmail(
-            detail_type.to_owned(),
-        )));
+    if !about_email && inner.event_type.is_none() && inner.notification_type.is_none() && inner.mail.is_none() {
+        return not_email(detail_type);
     }
-    let envelope = Envelope::EventBridge {
-        id: top.id.as_deref().map(str::to_owned),
-        detail_type: Some(detail_type.to_owned()),
-    };
-    record(inner, text, envelope)
+    record(inner, text, Envelope::EventBridge { id: top.id, detail_type: Some(detail_type) })
 }
 
 /// Turns an SES record (identity notification or event) into a [`Notification`].
-fn record(body: Body<'_>, ses_json: &str, envelope: Envelope) -> Result<Parsed, ParseError> {
+fn record<'a>(body: Body<'a>, ses_json: &'a str, envelope: Envelope<'a>) -> Result<Parsed<'a>, ParseError> {
     let kind = match kind(&body)? {
         Ok(kind) => kind,
         Err(ignored) => return Ok(Parsed::Ignored(ignored)),
     };
-    let mail = body.mail.ok_or(ParseError::MissingMail(kind))?;
+    let Body { mail, bounce, complaint, delivery, delivery_delay, .. } = body;
+    let mail = mail.ok_or(ParseError::MissingMail(kind))?;
 
-    let recipients = match kind {
-        Kind::Bounce => bare_recipients(body.bounce.as_ref().map(|b| &b.bounced_recipients[..])),
-        Kind::Complaint => bare_recipients(
-            body.complaint
-                .as_ref()
-                .map(|c| &c.complained_recipients[..]),
-        ),
-        Kind::DeliveryDelay => bare_recipients(
-            body.delivery_delay
-                .as_ref()
-                .map(|d| &d.delayed_recipients[..]),
-        ),
-        Kind::Delivery => bare_all(
-            body.delivery
-                .as_ref()
-                .map_or(&[][..], |d| &d.recipients[..]),
-        ),
-        _ => bare_all(&mail.destination),
-    };
+    let mut detail = Detail::default();
+    let mut recipients = Vec::new();
+    if let Some(bounce) = bounce {
+        detail.bounce_type = bounce.bounce_type;
+        detail.bounce_subtype = bounce.bounce_sub_type;
+        detail.feedback_id = bounce.feedback_id;
+        if kind == Kind::Bounce {
+            recipients = bare_recipients(bounce.bounced_recipients);
+        }
+    }
+    if let Some(complaint) = complaint {
+        detail.complaint_type = complaint.complaint_feedback_type;
+        detail.feedback_id = detail.feedback_id.or(complaint.feedback_id);
+        if kind == Kind::Complaint {
+            recipients = bare_recipients(complaint.complained_recipients);
+        }
+    }
+    match kind {
+        Kind::Bounce | Kind::Complaint => {}
+        Kind::Delivery => recipients = bare_all(delivery.map(|d| d.recipients).unwrap_or_default()),
+        Kind::DeliveryDelay => {
+            recipients = bare_recipients(delivery_delay.map(|d| d.delayed_recipients).unwrap_or_default());
+        }
+        _ => recipients = bare_all(mail.destination),
+    }
+    let source_arn = mail.source_arn;
     let source = mail
         .source
-        .as_deref()
-        .and_then(address::bare)
-        .or_else(|| {
-            mail.common_headers
-                .as_ref()?
-                .from
-                .iter()
-                .find_map(|from| address::bare(from))
-        })
-        .or_else(|| address_identity(mail.source_arn.as_deref()?))
+        .and_then(address::bare_cow)
+        .or_else(|| mail.common_headers?.from.into_iter().find_map(address::bare_cow))
+        .or_else(|| address_identity(source_arn.as_deref()?))
         .unwrap_or_default();
-    let mut detail = Detail::default();
-    if let Some(bounce) = body.bounce {
-        detail.bounce_type = owned(bounce.bounce_type);
-        detail.bounce_subtype = owned(bounce.bounce_sub_type);
-        detail.feedback_id = owned(bounce.feedback_id);
-    }
-    if let Some(complaint) = body.complaint {
-        detail.complaint_type = owned(complaint.complaint_feedback_type);
-        detail.feedback_id = detail.feedback_id.or(owned(complaint.feedback_id));
-    }
-    let tags = mail
-        .tags
-        .into_iter()
-        .flatten()
-        .map(|(name, values)| {
-            (
-                name.into_owned(),
-                values.0.into_iter().map(Cow::into_owned).collect(),
-            )
-        })
-        .collect();
 
     Ok(Parsed::Notification(Box::new(Notification {
         kind,
         source,
-        message_id: owned(mail.message_id).unwrap_or_default(),
-        timestamp: owned(mail.timestamp),
-        source_arn: owned(mail.source_arn),
-        tags,
+        message_id: mail.message_id.unwrap_or_default(),
+        timestamp: mail.timestamp,
+        source_arn,
+        tags: mail.tags.map(|t| t.0).unwrap_or_default(),
         recipients,
         detail,
-        ses_json: ses_json.into(),
+        ses_json: Cow::Borrowed(ses_json),
         envelope,
     })))
 }
@@ -257,10 +207,7 @@ fn kind(body: &Body<'_>) -> Result<Result<Kind, Ignored>, ParseError> {
     if notification_type == Some("Received") || event_type == Some("Received") {
         return Ok(Err(Ignored::InboundMail));
     }
-    if let Some(kind) = event_type
-        .and_then(Kind::from_ses)
-        .or_else(|| notification_type.and_then(Kind::from_ses))
-    {
+    if let Some(kind) = event_type.and_then(Kind::from_ses).or_else(|| notification_type.and_then(Kind::from_ses)) {
         return Ok(Ok(kind));
     }
     if let Some(event_type) = event_type {
@@ -273,43 +220,32 @@ fn kind(body: &Body<'_>) -> Result<Result<Kind, Ignored>, ParseError> {
         (body.complaint.is_some(), Kind::Complaint),
         (body.delivery.is_some(), Kind::Delivery),
     ];
-    let mut present = payloads
-        .iter()
-        .filter(|(present, _)| *present)
-        .map(|(_, kind)| *kind);
+    let mut present = payloads.iter().filter(|(present, _)| *present).map(|(_, kind)| *kind);
     match (present.next(), present.next(), notification_type) {
         (Some(kind), None, Some(_)) => Ok(Ok(kind)),
         (Some(kind), None, None) if body.mail.is_some() => Ok(Ok(kind)),
         (_, _, Some(other)) => Err(ParseError::UnknownNotificationType(other.to_owned())),
         _ if body.receipt.is_some() && body.mail.is_some() => Ok(Err(Ignored::InboundMail)),
-        _ => Err(ParseError::NotSes(
-            "no notificationType, eventType, SNS Type or EventBridge source".to_owned(),
-        )),
+        _ if body.mail.is_some() => {
+            Err(ParseError::NotSes("a mail object without notificationType or eventType".to_owned()))
+        }
+        _ => Err(ParseError::NotSes("no notificationType, eventType, SNS Type or EventBridge source".to_owned())),
     }
 }
 
-fn bare_recipients(list: Option<&[Recipient<'_>]>) -> Vec<String> {
-    list.unwrap_or_default()
-        .iter()
-        .filter_map(|r| address::bare(r.email_address.as_deref()?))
-        .collect()
+fn bare_recipients(list: Vec<Recipient<'_>>) -> Vec<Cow<'_, str>> {
+    list.into_iter().filter_map(|r| address::bare_cow(r.email_address?)).collect()
 }
 
-fn bare_all(list: &[Cow<'_, str>]) -> Vec<String> {
-    list.iter().filter_map(|r| address::bare(r)).collect()
+fn bare_all(list: Vec<Cow<'_, str>>) -> Vec<Cow<'_, str>> {
+    list.into_iter().filter_map(address::bare_cow).collect()
 }
 
 /// The address of an email-address identity ARN (`...:identity/a@b.test`).
-fn address_identity(arn: &str) -> Option<String> {
+fn address_identity(arn: &str) -> Option<Cow<'static, str>> {
     let (_, identity) = arn.rsplit_once(":identity/")?;
-    identity
-        .contains('@')
-        .then(|| address::bare(identity))
-        .flatten()
-}
-
-fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned)
+    let addr = address::bare(identity).filter(|_| identity.contains('@'))?;
+    Some(Cow::Owned(addr.into_owned()))
 }
 
 /// The start of a long text, for an error message.

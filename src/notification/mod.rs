@@ -8,6 +8,7 @@ pub mod address;
 mod envelope;
 pub mod ses;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -113,65 +114,79 @@ impl fmt::Display for Kind {
 }
 
 /// One SES feedback notification, with the fields routing and sinks need.
+///
+/// Strings borrow from the queue body (or from the decoded SNS `Message`)
+/// wherever they can; [`Notification::into_owned`] detaches it when needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
+pub struct Notification<'a> {
     pub kind: Kind,
     /// The bare, lowercased sender address (`mail.source`, else `commonHeaders.from`,
     /// else an address identity in `sourceArn`); empty when there is none.
-    pub source: String,
+    pub source: Str<'a>,
     /// `mail.messageId`; empty when SES left it out.
-    pub message_id: String,
+    pub message_id: Str<'a>,
     /// `mail.timestamp` exactly as written (SES's forms vary, so it is not parsed).
-    pub timestamp: Option<String>,
+    pub timestamp: Option<Str<'a>>,
     /// `mail.sourceArn`: the identity used to send.
-    pub source_arn: Option<String>,
-    /// `mail.tags`, in no particular order.
-    pub tags: Vec<(String, Vec<String>)>,
-    /// The affected recipients, bare and lowercased (see [`Notification::recipients`]).
-    pub recipients: Vec<String>,
-    pub detail: Detail,
+    pub source_arn: Option<Str<'a>>,
+    /// `mail.tags` in the order written: name and values.
+    pub tags: Vec<(Str<'a>, Vec<Str<'a>>)>,
+    /// The affected recipients, bare and lowercased: bounced, complained,
+    /// delivered or delayed recipients, else `mail.destination`.
+    pub recipients: Vec<Str<'a>>,
+    pub detail: Detail<'a>,
     /// The SES JSON as received: the whole body, the SNS `Message`, or the `EventBridge` `detail`.
-    pub ses_json: Box<str>,
-    pub envelope: Envelope,
+    pub ses_json: Str<'a>,
+    pub envelope: Envelope<'a>,
 }
+
+type Str<'a> = Cow<'a, str>;
 
 /// The kind-specific fields sesroute routes and reports on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Detail {
-    pub bounce_type: Option<String>,
-    pub bounce_subtype: Option<String>,
+pub struct Detail<'a> {
+    pub bounce_type: Option<Str<'a>>,
+    pub bounce_subtype: Option<Str<'a>>,
     /// `complaint.complaintFeedbackType`.
-    pub complaint_type: Option<String>,
+    pub complaint_type: Option<Str<'a>>,
     /// `bounce.feedbackId` or `complaint.feedbackId`.
-    pub feedback_id: Option<String>,
+    pub feedback_id: Option<Str<'a>>,
 }
 
 /// How the SES JSON reached the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Envelope {
+pub enum Envelope<'a> {
     /// Raw message delivery: the body is the SES JSON.
     Raw,
-    Sns(Box<SnsEnvelope>),
+    Sns(Box<SnsEnvelope<'a>>),
     EventBridge {
-        id: Option<String>,
-        detail_type: Option<String>,
+        id: Option<Str<'a>>,
+        detail_type: Option<Str<'a>>,
     },
 }
 
 /// The SNS envelope's own fields, kept for sinks and for signature verification.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SnsEnvelope {
-    pub message_id: Option<String>,
-    pub topic_arn: Option<String>,
-    pub subject: Option<String>,
-    pub timestamp: Option<String>,
-    pub signature_version: Option<String>,
-    pub signature: Option<String>,
-    pub signing_cert_url: Option<String>,
-    pub unsubscribe_url: Option<String>,
+pub struct SnsEnvelope<'a> {
+    pub message_id: Option<Str<'a>>,
+    pub topic_arn: Option<Str<'a>>,
+    pub subject: Option<Str<'a>>,
+    pub timestamp: Option<Str<'a>>,
+    pub signature_version: Option<Str<'a>>,
+    pub signature: Option<Str<'a>>,
+    pub signing_cert_url: Option<Str<'a>>,
+    pub unsubscribe_url: Option<Str<'a>>,
 }
 
-impl Notification {
+fn own(s: Str<'_>) -> Str<'static> {
+    Cow::Owned(s.into_owned())
+}
+
+fn own_opt(s: Option<Str<'_>>) -> Option<Str<'static>> {
+    s.map(own)
+}
+
+impl Notification<'_> {
     /// The SNS topic the notification was published to, when it came in an envelope.
     pub fn topic_arn(&self) -> Option<&str> {
         match &self.envelope {
@@ -181,16 +196,49 @@ impl Notification {
     }
 
     /// The values of one `mail.tags` entry.
-    pub fn tag(&self, name: &str) -> Option<&[String]> {
-        self.tags
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, values)| values.as_slice())
+    pub fn tag(&self, name: &str) -> Option<&[Str<'_>]> {
+        self.tags.iter().find(|(key, _)| key == name).map(|(_, values)| values.as_slice())
     }
 
     /// The configuration set the mail was sent with (`ses:configuration-set`).
-    pub fn configuration_set(&self) -> Option<&[String]> {
+    pub fn configuration_set(&self) -> Option<&[Str<'_>]> {
         self.tag("ses:configuration-set")
+    }
+
+    /// A copy that borrows nothing, to outlive the body it was parsed from.
+    pub fn into_owned(self) -> Notification<'static> {
+        Notification {
+            kind: self.kind,
+            source: own(self.source),
+            message_id: own(self.message_id),
+            timestamp: own_opt(self.timestamp),
+            source_arn: own_opt(self.source_arn),
+            tags: self.tags.into_iter().map(|(k, v)| (own(k), v.into_iter().map(own).collect())).collect(),
+            recipients: self.recipients.into_iter().map(own).collect(),
+            detail: Detail {
+                bounce_type: own_opt(self.detail.bounce_type),
+                bounce_subtype: own_opt(self.detail.bounce_subtype),
+                complaint_type: own_opt(self.detail.complaint_type),
+                feedback_id: own_opt(self.detail.feedback_id),
+            },
+            ses_json: own(self.ses_json),
+            envelope: match self.envelope {
+                Envelope::Raw => Envelope::Raw,
+                Envelope::Sns(sns) => Envelope::Sns(Box::new(SnsEnvelope {
+                    message_id: own_opt(sns.message_id),
+                    topic_arn: own_opt(sns.topic_arn),
+                    subject: own_opt(sns.subject),
+                    timestamp: own_opt(sns.timestamp),
+                    signature_version: own_opt(sns.signature_version),
+                    signature: own_opt(sns.signature),
+                    signing_cert_url: own_opt(sns.signing_cert_url),
+                    unsubscribe_url: own_opt(sns.unsubscribe_url),
+                })),
+                Envelope::EventBridge { id, detail_type } => {
+                    Envelope::EventBridge { id: own_opt(id), detail_type: own_opt(detail_type) }
+                }
+            },
+        }
     }
 }
 
@@ -212,20 +260,13 @@ pub enum Ignored {
 impl fmt::Display for Ignored {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Ignored::SubscriptionSucceeded => {
-                f.write_str("SES setup message AmazonSnsSubscriptionSucceeded")
-            }
-            Ignored::EventDestinationValidated => {
-                f.write_str("SES event publishing validation message")
-            }
+            Ignored::SubscriptionSucceeded => f.write_str("SES setup message AmazonSnsSubscriptionSucceeded"),
+            Ignored::EventDestinationValidated => f.write_str("SES event publishing validation message"),
             Ignored::SnsSubscriptionConfirmation => f.write_str("SNS SubscriptionConfirmation"),
             Ignored::SnsUnsubscribeConfirmation => f.write_str("SNS UnsubscribeConfirmation"),
             Ignored::InboundMail => f.write_str("inbound mail Received notification"),
             Ignored::EventBridgeNotEmail(detail_type) => {
-                write!(
-                    f,
-                    "EventBridge aws.ses event {detail_type:?} is not about a sent email"
-                )
+                write!(f, "EventBridge aws.ses event {detail_type:?} is not about a sent email")
             }
         }
     }
@@ -233,8 +274,8 @@ impl fmt::Display for Ignored {
 
 /// What one body turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    Notification(Box<Notification>),
+pub enum Parsed<'a> {
+    Notification(Box<Notification<'a>>),
     Ignored(Ignored),
 }
 
@@ -252,11 +293,7 @@ pub enum ParseError {
     #[error("not SES feedback: {0}")]
     NotSes(String),
     #[error("invalid {what} at {path}: {reason}")]
-    Invalid {
-        what: &'static str,
-        path: String,
-        reason: String,
-    },
+    Invalid { what: &'static str, path: String, reason: String },
     #[error("unknown SNS message Type {0:?}")]
     UnknownSnsType(String),
     #[error("SNS notification has no Message")]

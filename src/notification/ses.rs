@@ -7,7 +7,6 @@
 //! so that a body is parsed once whatever it turns out to be.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -22,7 +21,7 @@ pub struct Body<'a> {
     #[serde(rename = "Type", borrow)]
     pub sns_type: Option<Str<'a>>,
     #[serde(rename = "Message", borrow)]
-    pub sns_message: Option<&'a RawValue>,
+    pub sns_message: Option<MessageField<'a>>,
     #[serde(rename = "MessageId", borrow)]
     pub sns_message_id: Option<Str<'a>>,
     #[serde(rename = "TopicArn", borrow)]
@@ -79,6 +78,81 @@ pub struct Body<'a> {
     pub receipt: Option<IgnoredAny>,
 }
 
+/// The SNS `Message`: a string (as SNS writes it) or, from some emulators, an
+/// object. The string is decoded in the same pass as the envelope; an object
+/// is only noted here and read again from the body (a rare, lenient path).
+#[derive(Debug)]
+pub enum MessageField<'a> {
+    Text(Str<'a>),
+    Object,
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MessageField<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MessageVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for MessageVisitor<'a> {
+            type Value = MessageField<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an object")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MessageField::Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MessageField::Text(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MessageField::Text(Cow::Owned(v)))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MessageField::Object)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MessageField::Other)
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MessageField::Other)
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MessageField::Other)
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MessageField::Other)
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MessageField::Other)
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MessageField::Other)
+            }
+        }
+
+        deserializer.deserialize_any(MessageVisitor(std::marker::PhantomData))
+    }
+}
+
+/// The raw `Message` object of an envelope, for [`MessageField::Object`].
+#[derive(Deserialize)]
+pub struct RawMessage<'a> {
+    #[serde(rename = "Message", borrow)]
+    pub message: &'a RawValue,
+}
+
 /// An object whose content sesroute does not route on (it is kept verbatim in
 /// the SES JSON); deserializing it still rejects a string or a number.
 #[derive(Debug, Default, Deserialize)]
@@ -98,18 +172,46 @@ pub struct Mail<'a> {
     #[serde(default, borrow, deserialize_with = "one_or_many")]
     pub destination: Vec<Str<'a>>,
     #[serde(borrow)]
-    pub tags: Option<HashMap<Str<'a>, Tag<'a>>>,
+    pub tags: Option<Tags<'a>>,
     #[serde(borrow)]
     pub common_headers: Option<CommonHeaders<'a>>,
 }
 
-/// The values of one `mail.tags` entry: an array of strings, or (leniently) one string.
+/// `mail.tags`: each name with its values (an array of strings, or leniently
+/// one string), kept in the order written without building a hash map.
 #[derive(Debug, Default)]
-pub struct Tag<'a>(pub Vec<Str<'a>>);
+pub struct Tags<'a>(pub Vec<(Str<'a>, Vec<Str<'a>>)>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Tag<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        one_or_many(deserializer).map(Tag)
+        struct TagsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for TagsVisitor<'a> {
+            type Value = Tags<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of tag names and values")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut tags = Vec::with_capacity(map.size_hint().unwrap_or(6));
+                while let Some(Borrowable(name)) = map.next_key()? {
+                    let TagValues(values) = map.next_value()?;
+                    tags.push((name, values));
+                }
+                Ok(Tags(tags))
+            }
+        }
+
+        deserializer.deserialize_map(TagsVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TagValues<'a>(Vec<Str<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for TagValues<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        one_or_many(deserializer).map(TagValues)
     }
 }
 
@@ -187,9 +289,7 @@ pub struct Reject<'a> {
 }
 
 /// A list of strings; a lone string is taken as a list of one, `null` as empty.
-fn one_or_many<'de: 'a, 'a, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<Str<'a>>, D::Error> {
+fn one_or_many<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Str<'a>>, D::Error> {
     struct OneOrMany<'a>(std::marker::PhantomData<&'a ()>);
 
     impl<'de: 'a, 'a> Visitor<'de> for OneOrMany<'a> {
@@ -232,9 +332,4 @@ impl<'de: 'a, 'a> Deserialize<'de> for Borrowable<'a> {
         struct Inner<'a>(#[serde(borrow)] Str<'a>);
         Inner::deserialize(deserializer).map(|Inner(s)| Borrowable(s))
     }
-}
-
-/// Decodes a JSON string literal (the SNS `Message`), borrowing when it has no escapes.
-pub fn json_string(raw: &RawValue) -> Result<Str<'_>, serde_json::Error> {
-    serde_json::from_str::<Borrowable>(raw.get()).map(|b| b.0)
 }

@@ -33,10 +33,7 @@ impl Pattern {
         } else {
             Compiled::Literal(text.to_lowercase())
         };
-        Pattern {
-            text: text.to_owned(),
-            compiled,
-        }
+        Pattern { text: text.to_owned(), compiled }
     }
 
     pub fn is_match(&self, value: &str) -> bool {
@@ -153,43 +150,28 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn is_match(&self, n: &Notification, queue: Option<&str>) -> bool {
+    pub fn is_match(&self, n: &Notification<'_>, queue: Option<&str>) -> bool {
         fn holds(patterns: Option<&Patterns>, value: Option<&str>) -> bool {
             patterns.is_none_or(|p| value.is_some_and(|v| p.is_match(v)))
         }
-        fn holds_any<'v>(
-            patterns: Option<&Patterns>,
-            values: Option<impl IntoIterator<Item = &'v str>>,
-        ) -> bool {
+        fn holds_any<'v>(patterns: Option<&Patterns>, values: Option<impl IntoIterator<Item = &'v str>>) -> bool {
             patterns.is_none_or(|p| values.is_some_and(|v| p.any_match(v)))
         }
-        let source = (!n.source.is_empty()).then_some(n.source.as_str());
+        let source = (!n.source.is_empty()).then_some(n.source.as_ref());
         self.kind.is_none_or(|set| set.contains(n.kind))
             && holds(self.source.as_ref(), source)
             && holds(self.bounce_type.as_ref(), n.detail.bounce_type.as_deref())
-            && holds(
-                self.bounce_subtype.as_ref(),
-                n.detail.bounce_subtype.as_deref(),
-            )
-            && holds(
-                self.complaint_type.as_ref(),
-                n.detail.complaint_type.as_deref(),
-            )
+            && holds(self.bounce_subtype.as_ref(), n.detail.bounce_subtype.as_deref())
+            && holds(self.complaint_type.as_ref(), n.detail.complaint_type.as_deref())
             && holds(self.identity.as_ref(), n.source_arn.as_deref())
             && holds(self.queue.as_ref(), queue)
             && holds(self.topic.as_ref(), n.topic_arn())
-            && holds_any(
-                self.configuration_set.as_ref(),
-                n.configuration_set().map(|v| v.iter().map(String::as_str)),
-            )
-            && holds_any(
-                self.recipient.as_ref(),
-                Some(n.recipients.iter().map(String::as_str)),
-            )
-            && self.tags.iter().all(|(name, p)| {
-                n.tag(name)
-                    .is_some_and(|values| p.any_match(values.iter().map(String::as_str)))
-            })
+            && holds_any(self.configuration_set.as_ref(), n.configuration_set().map(|v| v.iter().map(AsRef::as_ref)))
+            && holds_any(self.recipient.as_ref(), Some(n.recipients.iter().map(AsRef::as_ref)))
+            && self
+                .tags
+                .iter()
+                .all(|(name, p)| n.tag(name).is_some_and(|values| p.any_match(values.iter().map(AsRef::as_ref))))
     }
 
     /// Whether the matcher holds for every notification, whatever its fields.
@@ -235,11 +217,7 @@ mod tests {
 
     #[test]
     fn kind_patterns_accept_every_spelling() {
-        let set = KindSet::from_patterns(&Patterns::new(&[
-            "Rendering Failure",
-            "DeliveryDelay",
-            "bounce",
-        ]));
+        let set = KindSet::from_patterns(&Patterns::new(&["Rendering Failure", "DeliveryDelay", "bounce"]));
         assert!(set.contains(Kind::RenderingFailure));
         assert!(set.contains(Kind::DeliveryDelay));
         assert!(set.contains(Kind::Bounce));

@@ -51,7 +51,7 @@ impl Router {
     }
 
     /// Routes `n`, which arrived on the source named `queue` (if known).
-    pub fn route(&self, n: &Notification, queue: Option<&str>) -> Decision {
+    pub fn route(&self, n: &Notification<'_>, queue: Option<&str>) -> Decision {
         let mut decision = Decision::default();
         for (index, route) in self.routes.iter().enumerate() {
             if !route.matcher.is_match(n, queue) {
