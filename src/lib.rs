@@ -10,3 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod notification;
 pub mod route;
+pub mod runtime;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

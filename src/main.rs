@@ -9,10 +9,7 @@ use sesroute::cmd;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::Run => {
-            eprintln!("error: `sesroute run` is not available in this build");
-            ExitCode::FAILURE
-        }
+        Command::Run => cmd::run::run(&cli.config, cli.log_format),
         Command::Check => cmd::check::run(&cli.config),
         Command::Route { queue, files } => cmd::route::run(&cli.config, queue.as_deref(), files),
     }

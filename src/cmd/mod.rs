@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod route;
+pub mod run;
 
 use std::process::ExitCode;
 

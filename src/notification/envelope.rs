@@ -18,7 +18,7 @@ const VALIDATION_MESSAGE: &str = "Successfully validated SNS topic for Amazon SE
 /// `Message`, which is kept in `scratch` (pass an empty string; it is reused
 /// as the storage, so nothing is copied).
 pub fn parse<'a>(body: &'a str, scratch: &'a mut String) -> Result<Parsed<'a>, ParseError> {
-    let text = body.trim();
+    let text = trim(body);
     if text.is_empty() {
         return Err(ParseError::Empty);
     }
@@ -33,6 +33,11 @@ pub fn parse<'a>(body: &'a str, scratch: &'a mut String) -> Result<Parsed<'a>, P
     } else {
         record(top, text, Envelope::Raw)
     }
+}
+
+/// Whitespace and a UTF-8 byte-order mark around a body mean nothing.
+fn trim(text: &str) -> &str {
+    text.trim().trim_start_matches('\u{feff}').trim_start()
 }
 
 /// Parses a JSON object into [`Body`], explaining any failure.
@@ -101,7 +106,7 @@ fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Pars
         }
         MessageField::Other => return Err(ParseError::SnsMessageNotSes("not a string or an object".to_owned())),
     };
-    let text = text.trim();
+    let text = trim(text);
     if text == VALIDATION_MESSAGE {
         return Ok(Parsed::Ignored(Ignored::EventDestinationValidated));
     }
@@ -151,20 +156,18 @@ fn record<'a>(body: Body<'a>, ses_json: &'a str, envelope: Envelope<'a>) -> Resu
 
     let mut detail = Detail::default();
     let mut recipients = Vec::new();
-    if let Some(bounce) = bounce {
+    // A stray payload of another kind must not make, say, a delivery match a
+    // `bounce_type` route: only the notification's own payload counts.
+    if let Some(bounce) = bounce.filter(|_| kind == Kind::Bounce) {
         detail.bounce_type = bounce.bounce_type;
         detail.bounce_subtype = bounce.bounce_sub_type;
         detail.feedback_id = bounce.feedback_id;
-        if kind == Kind::Bounce {
-            recipients = bare_recipients(bounce.bounced_recipients);
-        }
+        recipients = bare_recipients(bounce.bounced_recipients);
     }
-    if let Some(complaint) = complaint {
+    if let Some(complaint) = complaint.filter(|_| kind == Kind::Complaint) {
         detail.complaint_type = complaint.complaint_feedback_type;
-        detail.feedback_id = detail.feedback_id.or(complaint.feedback_id);
-        if kind == Kind::Complaint {
-            recipients = bare_recipients(complaint.complained_recipients);
-        }
+        detail.feedback_id = complaint.feedback_id;
+        recipients = bare_recipients(complaint.complained_recipients);
     }
     match kind {
         Kind::Bounce | Kind::Complaint => {}
@@ -254,5 +257,100 @@ fn excerpt(text: &str) -> String {
     match text.char_indices().nth(MAX) {
         Some((end, _)) => format!("{}...", &text[..end]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(body: &str) -> Result<Parsed<'static>, ParseError> {
+        let mut scratch = String::new();
+        parse(body, &mut scratch).map(|p| match p {
+            Parsed::Notification(n) => Parsed::Notification(Box::new(n.into_owned())),
+            Parsed::Ignored(i) => Parsed::Ignored(i),
+        })
+    }
+
+    fn notification(body: &str) -> Notification<'static> {
+        match parsed(body) {
+            Ok(Parsed::Notification(n)) => *n,
+            other => panic!("expected a notification, got {other:?}"),
+        }
+    }
+
+    const BOUNCE: &str = r#"{"notificationType":"Bounce","mail":{"messageId":"m-1","source":"A <Billing@Acme.test>","destination":["x@y.test","z@y.test"]},"bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"Z@y.test"}]}}"#;
+
+    #[test]
+    fn a_bare_record_is_read_with_its_fields() {
+        let n = notification(BOUNCE);
+        assert_eq!(n.kind, Kind::Bounce);
+        assert_eq!(n.source, "billing@acme.test");
+        assert_eq!(n.message_id, "m-1");
+        assert_eq!(n.recipients, ["z@y.test"]);
+        assert_eq!(n.detail.bounce_type.as_deref(), Some("Permanent"));
+        assert_eq!(n.envelope, Envelope::Raw);
+        assert_eq!(n.ses_json, BOUNCE);
+    }
+
+    #[test]
+    fn an_sns_envelope_is_unwrapped_and_its_fields_kept() {
+        let message = serde_json::to_string(&format!("{BOUNCE}\n")).unwrap();
+        let body = format!(
+            r#"{{"Type":"Notification","MessageId":"sns-1","TopicArn":"arn:aws:sns:eu-west-1:1:t","Message":{message},"SignatureVersion":"2","SigningCertUrl":"https://sns.eu-west-1.amazonaws.com/x.pem"}}"#
+        );
+        let n = notification(&body);
+        assert_eq!(n.message_id, "m-1");
+        assert_eq!(n.ses_json, BOUNCE, "the Message, trimmed, is the SES JSON");
+        assert_eq!(n.topic_arn(), Some("arn:aws:sns:eu-west-1:1:t"));
+        let Envelope::Sns(sns) = &n.envelope else { panic!("not an SNS envelope") };
+        assert_eq!(sns.signing_cert_url.as_deref(), Some("https://sns.eu-west-1.amazonaws.com/x.pem"));
+        assert_eq!(sns.signature_version.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_message_given_as_an_object_is_accepted() {
+        let body = format!(r#"{{"Type":"Notification","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":{BOUNCE}}}"#);
+        let n = notification(&body);
+        assert_eq!(n.kind, Kind::Bounce);
+        assert_eq!(n.ses_json, BOUNCE);
+    }
+
+    #[test]
+    fn a_placeholder_notification_type_takes_the_payloads_kind() {
+        let body = BOUNCE.replace(r#""Bounce","mail""#, r#""Bounce, Complaint, or Delivery.","mail""#);
+        assert_eq!(notification(&body).kind, Kind::Bounce);
+    }
+
+    #[test]
+    fn event_types_are_read_in_every_spelling() {
+        for (event_type, kind) in
+            [("Rendering Failure", Kind::RenderingFailure), ("DeliveryDelay", Kind::DeliveryDelay)]
+        {
+            let body = format!(r#"{{"eventType":"{event_type}","mail":{{"messageId":"m","source":"a@b.test"}}}}"#);
+            assert_eq!(notification(&body).kind, kind);
+        }
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let error = |body: &str| parsed(body).unwrap_err().to_string();
+        assert_eq!(error("  "), "empty body");
+        assert!(error("[1]").contains("array"));
+        assert!(error("{").starts_with("not JSON"));
+        assert!(error(r#"{"eventType":"Bounced","mail":{}}"#).contains("unknown eventType \"Bounced\""));
+        assert!(error(r#"{"notificationType":"Bounce"}"#).contains("no mail object"));
+        let wrong_type = error(r#"{"notificationType":"Bounce","mail":{},"bounce":"x"}"#);
+        assert!(wrong_type.contains("at bounce"), "{wrong_type}");
+        assert!(error(r#"{"Type":"Notification","Message":"Hello world!"}"#).contains("Hello world!"));
+    }
+
+    #[test]
+    fn setup_and_confirmation_messages_are_ignored() {
+        let ignored = |body: &str| matches!(parsed(body), Ok(Parsed::Ignored(_)));
+        assert!(ignored("Successfully validated SNS topic for Amazon SES event publishing."));
+        assert!(ignored(r#"{"Type":"SubscriptionConfirmation","Message":"confirm"}"#));
+        assert!(ignored(r#"{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"ok"}"#));
+        assert!(ignored(r#"{"source":"aws.ses","detail-type":"Sending Status Enabled","detail":{"data":{}}}"#));
     }
 }

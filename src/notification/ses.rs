@@ -161,7 +161,7 @@ pub struct Empty {}
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mail<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient_text")]
     pub timestamp: Option<Str<'a>>,
     #[serde(borrow)]
     pub message_id: Option<Str<'a>>,
@@ -241,10 +241,8 @@ pub struct Bounce<'a> {
     pub bounce_sub_type: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub bounced_recipients: Vec<Recipient<'a>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient_text")]
     pub feedback_id: Option<Str<'a>>,
-    #[serde(borrow)]
-    pub timestamp: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,10 +254,8 @@ pub struct Complaint<'a> {
     pub complaint_feedback_type: Option<Str<'a>>,
     #[serde(borrow)]
     pub complaint_sub_type: Option<Str<'a>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient_text")]
     pub feedback_id: Option<Str<'a>>,
-    #[serde(borrow)]
-    pub timestamp: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,8 +263,6 @@ pub struct Complaint<'a> {
 pub struct Delivery<'a> {
     #[serde(default, borrow, deserialize_with = "one_or_many")]
     pub recipients: Vec<Str<'a>>,
-    #[serde(borrow)]
-    pub timestamp: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,14 +272,66 @@ pub struct DeliveryDelay<'a> {
     pub delay_type: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub delayed_recipients: Vec<Recipient<'a>>,
-    #[serde(borrow)]
-    pub timestamp: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Reject<'a> {
     #[serde(borrow)]
     pub reason: Option<Str<'a>>,
+}
+
+/// A field sesroute only passes along (timestamps, ids): a string as it is, a
+/// number as written, anything else as absent; never an error.
+fn lenient_text<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str<'a>>, D::Error> {
+    struct Lenient<'a>(std::marker::PhantomData<&'a ()>);
+
+    impl<'de: 'a, 'a> Visitor<'de> for Lenient<'a> {
+        type Value = Option<Str<'a>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(Lenient(std::marker::PhantomData))
 }
 
 /// A list of strings; a lone string is taken as a list of one, `null` as empty.

@@ -1,0 +1,3 @@
+//! Sources: where message bodies come from. One kind today: SQS queues.
+
+pub mod sqs;

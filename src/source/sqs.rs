@@ -1,0 +1,233 @@
+//! One SQS queue: long-poll receive loops, visibility changes, batched deletes.
+//!
+//! Receiving is bounded by a per-source semaphore (messages in flight), so a
+//! slow sink slows receiving instead of piling messages up in memory. Deletes
+//! from every pipeline task go through one batching task per queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::Source;
+
+/// SQS returns at most this many messages per receive (and per batch delete).
+pub const MAX_BATCH: usize = 10;
+/// How long a delete waits for others to share its `DeleteMessageBatch`.
+const DELETE_LINGER: Duration = Duration::from_millis(5);
+/// The receive loop's own backoff when SQS keeps failing (after the SDK's retries).
+const RECEIVE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A received message with what the pipeline needs from SQS.
+#[derive(Debug)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+    /// Holds one in-flight slot until the message is done with.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// A queue, shared by its receive loops and its pipeline tasks.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub name: Arc<str>,
+    pub url: Arc<str>,
+    client: Client,
+    wait_time_secs: i32,
+    visibility_timeout_secs: Option<i32>,
+    in_flight: Arc<Semaphore>,
+    deletes: mpsc::Sender<(String, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl Queue {
+    /// Sets up the queue and starts its delete batcher, which stops once every
+    /// clone of the queue is dropped and its last deletes are done.
+    pub fn new(client: Client, source: &Source) -> (Queue, tokio::task::JoinHandle<()>) {
+        let (deletes, rx) = mpsc::channel(1024);
+        let url: Arc<str> = source.queue_url.as_str().into();
+        let batcher = tokio::spawn(delete_batches(client.clone(), url.clone(), source.name.clone(), rx));
+        let queue = Queue {
+            name: source.name.as_str().into(),
+            url,
+            client,
+            wait_time_secs: i32::try_from(source.wait_time_secs).unwrap_or(20),
+            visibility_timeout_secs: source.visibility_timeout_secs.and_then(|v| i32::try_from(v).ok()),
+            in_flight: Arc::new(Semaphore::new(source.max_in_flight as usize)),
+            deletes,
+        };
+        (queue, batcher)
+    }
+
+    /// The queue's visibility timeout: the configured one, else the queue's
+    /// attribute, else SQS's default of 30 seconds.
+    pub async fn visibility_timeout(&self) -> Duration {
+        if let Some(secs) = self.visibility_timeout_secs {
+            return Duration::from_secs(u64::try_from(secs).unwrap_or(30));
+        }
+        let attribute = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&*self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        let secs = attribute.ok().and_then(|out| {
+            out.attributes?.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)?.parse().ok()
+        });
+        Duration::from_secs(secs.unwrap_or(30))
+    }
+
+    /// Receives up to ten messages once slots are free. Returns an empty list
+    /// when the long poll found nothing, or when `shutdown` fired.
+    pub async fn receive(&self, shutdown: &CancellationToken) -> Result<Vec<Received>, String> {
+        let wanted = MAX_BATCH.min(self.in_flight.available_permits()).max(1);
+        let permits = tokio::select! {
+            permits = self.in_flight.clone().acquire_many_owned(u32::try_from(wanted).unwrap_or(1)) => permits,
+            () = shutdown.cancelled() => return Ok(Vec::new()),
+        };
+        let Ok(mut permits) = permits else { return Ok(Vec::new()) };
+        let mut request = self
+            .client
+            .receive_message()
+            .queue_url(&*self.url)
+            .max_number_of_messages(i32::try_from(wanted).unwrap_or(10))
+            .wait_time_seconds(self.wait_time_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names("All");
+        if let Some(secs) = self.visibility_timeout_secs {
+            request = request.visibility_timeout(secs);
+        }
+        let output = tokio::select! {
+            output = request.send() => output,
+            // Dropping a long poll is safe: anything SQS was about to hand
+            // over becomes visible again after the visibility timeout.
+            () = shutdown.cancelled() => return Ok(Vec::new()),
+        };
+        let output = output.map_err(|e| describe(&e))?;
+        let mut received = Vec::new();
+        for message in output.messages.unwrap_or_default() {
+            let (Some(message_id), Some(receipt_handle)) = (message.message_id.clone(), message.receipt_handle.clone())
+            else {
+                continue;
+            };
+            let Some(permit) = permits.split(1) else { break };
+            received.push(Received {
+                message_id,
+                receipt_handle,
+                receive_count: receive_count(&message),
+                body: message.body.unwrap_or_default(),
+                permit,
+            });
+        }
+        Ok(received)
+    }
+
+    /// Deletes a message through the batcher; returns once SQS confirmed it.
+    pub async fn delete(&self, receipt_handle: String) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.deletes.send((receipt_handle, tx)).await.map_err(|_| "the delete batcher has stopped".to_owned())?;
+        rx.await.map_err(|_| "the delete batcher has stopped".to_owned())?
+    }
+
+    /// Makes the message visible again after `timeout` (a retry's backoff, or
+    /// an extension while sinks are still working).
+    pub async fn set_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), String> {
+        let secs = i32::try_from(timeout.as_secs().min(43_200)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(&*self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+}
+
+fn receive_count(message: &Message) -> u32 {
+    message
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// An SDK error in one line, with the service's code when it has one.
+pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &aws_sdk_sqs::error::SdkError<E, R>,
+) -> String {
+    match e.code() {
+        Some(code) => format!("{code}: {}", e.message().unwrap_or("no message")),
+        None => DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// The delays between receives while SQS keeps failing (after the SDK's own
+/// retries): exponential with jitter, capped, never giving up.
+pub fn receive_backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(RECEIVE_BACKOFF_MAX)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Collects deletes into `DeleteMessageBatch` calls of up to ten.
+async fn delete_batches(
+    client: Client,
+    url: Arc<str>,
+    queue: String,
+    mut rx: mpsc::Receiver<(String, oneshot::Sender<Result<(), String>>)>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + DELETE_LINGER;
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(next)) => batch.push(next),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let entries: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (handle, _))| {
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().ok()
+            })
+            .collect();
+        let result = client.delete_message_batch().queue_url(&*url).set_entries(Some(entries)).send().await;
+        match result {
+            Ok(output) => {
+                let failed: std::collections::HashMap<String, String> = output
+                    .failed
+                    .into_iter()
+                    .map(|f| (f.id, format!("{}: {}", f.code, f.message.unwrap_or_default())))
+                    .collect();
+                for (i, (_, reply)) in batch.drain(..).enumerate() {
+                    let _ = reply.send(failed.get(&i.to_string()).map_or(Ok(()), |e| Err(e.clone())));
+                }
+                debug!(queue = %queue, "deleted a batch");
+            }
+            Err(e) => {
+                let error = describe(&e);
+                warn!(queue = %queue, error = %error, "DeleteMessageBatch failed");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
