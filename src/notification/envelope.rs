@@ -29,9 +29,20 @@ pub fn parse<'a>(body: &'a str, scratch: &'a mut String) -> Result<Parsed<'a>, P
     if top.sns_type.is_some() || (top.sns_message.is_some() && top.topic_arn.is_some()) {
         sns(text, top, scratch)
     } else if top.detail_type.is_some() || (top.detail.is_some() && top.source.is_some()) {
-        eventbridge(top)
+        eventbridge(top, scratch)
     } else {
         record(top, text, Envelope::Raw)
+    }
+}
+
+/// A decoded string that borrows from the body, or else lives in `scratch`.
+fn keep<'a>(text: Cow<'a, str>, scratch: &'a mut String) -> &'a str {
+    match text {
+        Cow::Borrowed(text) => text,
+        Cow::Owned(text) => {
+            *scratch = text;
+            scratch.as_str()
+        }
     }
 }
 
@@ -48,17 +59,17 @@ fn parse_object<'a>(text: &'a str, what: &'static str) -> Result<Body<'a>, Parse
             Err(e) => ParseError::NotJson(e.to_string()),
         });
     }
-    serde_json::from_str(text).map_err(|e| explain(text, what, &e))
+    sonic_rs::from_str(text).map_err(|e| explain(text, what, &e))
 }
 
 /// Turns a failed typed parse into an error a person understands: either the
 /// text is not JSON at all, or some field has the wrong type (found again with
 /// a path-tracking parse, which is only paid for on failure).
-fn explain(text: &str, what: &'static str, error: &serde_json::Error) -> ParseError {
+fn explain(text: &str, what: &'static str, error: &sonic_rs::Error) -> ParseError {
     if error.is_syntax() || error.is_eof() {
         return ParseError::NotJson(error.to_string());
     }
-    let mut de = serde_json::Deserializer::from_str(text);
+    let mut de = sonic_rs::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, Body>(&mut de) {
         Err(e) => ParseError::Invalid { what, path: e.path().to_string(), reason: e.into_inner().to_string() },
         Ok(_) => ParseError::Invalid { what, path: ".".into(), reason: error.to_string() },
@@ -94,15 +105,11 @@ fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Pars
         unsubscribe_url: top.unsubscribe_url,
     }));
     let text: &'a str = match top.sns_message.ok_or(ParseError::SnsWithoutMessage)? {
-        MessageField::Text(Cow::Borrowed(text)) => text,
-        MessageField::Text(Cow::Owned(text)) => {
-            *scratch = text;
-            scratch.as_str()
-        }
+        MessageField::Text(text) => keep(text, scratch),
         // Some emulators put the SES JSON in `Message` as an object, not a string.
         MessageField::Object => {
-            let raw: RawMessage<'a> = serde_json::from_str(body).map_err(|e| explain(body, "SNS envelope", &e))?;
-            raw.message.get()
+            let raw: RawMessage<'a> = sonic_rs::from_str(body).map_err(|e| explain(body, "SNS envelope", &e))?;
+            keep(raw.message.as_raw_cow(), scratch)
         }
         MessageField::Other => return Err(ParseError::SnsMessageNotSes("not a string or an object".to_owned())),
     };
@@ -116,7 +123,7 @@ fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Pars
     record(parse_object(text, "SNS Message")?, text, envelope)
 }
 
-fn eventbridge(top: Body<'_>) -> Result<Parsed<'_>, ParseError> {
+fn eventbridge<'a>(top: Body<'a>, scratch: &'a mut String) -> Result<Parsed<'a>, ParseError> {
     let source = top.source.as_deref().unwrap_or_default();
     if source != "aws.ses" {
         return Err(ParseError::NotSesEventBridge(source.to_owned()));
@@ -133,7 +140,7 @@ fn eventbridge(top: Body<'_>) -> Result<Parsed<'_>, ParseError> {
         }
         return not_email(detail_type);
     };
-    let text = detail.get();
+    let text = keep(detail.as_raw_cow(), scratch);
     let inner = match parse_object(text, "EventBridge detail") {
         Ok(inner) => inner,
         Err(e) if about_email => return Err(e),

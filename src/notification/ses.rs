@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use sonic_rs::LazyValue;
 
 type Str<'a> = Cow<'a, str>;
 
@@ -45,7 +45,7 @@ pub struct Body<'a> {
     #[serde(rename = "detail-type", borrow)]
     pub detail_type: Option<Str<'a>>,
     #[serde(borrow)]
-    pub detail: Option<&'a RawValue>,
+    pub detail: Option<LazyValue<'a>>,
     #[serde(borrow)]
     pub id: Option<Str<'a>>,
 
@@ -150,7 +150,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for MessageField<'a> {
 #[derive(Deserialize)]
 pub struct RawMessage<'a> {
     #[serde(rename = "Message", borrow)]
-    pub message: &'a RawValue,
+    pub message: LazyValue<'a>,
 }
 
 /// An object whose content sesroute does not route on (it is kept verbatim in
