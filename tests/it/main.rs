@@ -5,6 +5,7 @@
 
 mod check;
 mod corpus;
+mod daemon;
 mod parser_props;
 mod route_cli;
 mod routing;

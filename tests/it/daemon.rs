@@ -1,0 +1,13 @@
+//! `sesroute run` end to end: the binary as a subprocess against the local
+//! fauxqs emulator (SQS and SNS), fed and inspected with the AWS SDK.
+//!
+//! Every test creates its own queues and topics, named for the test, the
+//! process and a counter, so the tests run in parallel on one emulator.
+//! Without `SESROUTE_TEST_AWS_ENDPOINT` (set by `scripts/test`) they print a
+//! note and pass, unless `CI` is set, where they fail.
+
+mod corpus;
+mod harness;
+mod restarts;
+mod retry;
+mod unrouted;
