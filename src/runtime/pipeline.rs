@@ -28,10 +28,11 @@ pub struct Context {
 }
 
 /// What becomes of the SQS message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    /// Every sink has it (or it needs none): delete it.
-    Delete,
+    /// Every sink has it (or it needs none): delete it. Names the sinks that
+    /// have it, to remember should the delete fail and the message come back.
+    Delete(Vec<SinkId>),
     /// Not done: leave it and let it come back after a backoff.
     Later,
 }
@@ -65,9 +66,12 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
             }
         };
         match action {
-            Action::Delete => match ctx.queue.delete(message.receipt_handle.clone()).await {
+            Action::Delete(delivered) => match ctx.queue.delete(message.receipt_handle.clone()).await {
                 Ok(()) => ctx.memory.forget(&message.message_id),
-                Err(e) => warn!(error = %e, "delete failed: the message will be received again"),
+                Err(e) => {
+                    ctx.memory.remember(&message.message_id, &delivered);
+                    warn!(error = %e, "delete failed: the message will be received again");
+                }
             },
             Action::Later => {
                 let delay = retry_delay(message.receive_count);
@@ -95,7 +99,7 @@ async fn handle(ctx: &Context, message: &Received) -> Action {
         Ok(Parsed::Ignored(reason)) => {
             Stats::add(&ctx.stats.ignored);
             info!(reason = %reason, "ignored: not feedback");
-            return Action::Delete;
+            return Action::Delete(Vec::new());
         }
         Err(e) => {
             Stats::add(&ctx.stats.errors);
@@ -112,7 +116,7 @@ async fn handle(ctx: &Context, message: &Received) -> Action {
     if decision.is_unrouted() {
         Stats::add(&ctx.stats.unrouted);
         warn!("unrouted: no route matches");
-        return Action::Delete;
+        return Action::Delete(Vec::new());
     }
     let routes: Vec<&str> = decision.routes.iter().map(|i| ctx.config.router.routes()[*i].name.as_str()).collect();
     span.record("routes", field::display(routes.join(",")));
@@ -136,7 +140,7 @@ async fn handle(ctx: &Context, message: &Received) -> Action {
         Outcome::Delivered => {
             Stats::add(&ctx.stats.delivered);
             info!(sinks = pending.len(), "delivered");
-            Action::Delete
+            Action::Delete(decision.sinks)
         }
         Outcome::Retry(reason) => {
             Stats::add(&ctx.stats.retried);
@@ -183,7 +187,7 @@ async fn dead_letter(ctx: &Context, origin: Origin<'_>, body: &str, reason: &str
         Ok(()) => {
             Stats::add(&ctx.stats.dead_lettered);
             info!(sink = %name, "dead-lettered");
-            Action::Delete
+            Action::Delete(Vec::new())
         }
         Err(e) => {
             warn!(sink = %name, error = %e, "dead-letter delivery failed: will retry");
