@@ -37,6 +37,14 @@ pub enum Command {
     Run,
     /// Validate the config and print a summary of its sources, sinks and routes (exit 2 when invalid).
     Check,
+    /// Ask the running daemon on `[server] listen` whether it is alive (exit 0) or not (exit 1).
+    ///
+    /// For container health checks: the image has no shell or curl.
+    Health {
+        /// Ask whether it is ready (every source polled recently) instead of alive.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Route message bodies offline and print one JSON decision per body; no sink is called.
     ///
     /// Each FILE holds one JSON document (even pretty-printed) or JSON Lines

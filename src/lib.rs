@@ -8,9 +8,11 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod metrics;
 pub mod notification;
 pub mod route;
 pub mod runtime;
+pub mod server;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

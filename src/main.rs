@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Run => cmd::run::run(&cli.config, cli.log_format),
         Command::Check => cmd::check::run(&cli.config),
+        Command::Health { ready } => cmd::health::run(&cli.config, *ready),
         Command::Route { queue, files } => cmd::route::run(&cli.config, queue.as_deref(), files),
     }
 }

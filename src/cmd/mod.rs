@@ -1,6 +1,7 @@
 //! The commands: each puts the stages together for one use and reports an exit status.
 
 pub mod check;
+pub mod health;
 pub mod route;
 pub mod run;
 

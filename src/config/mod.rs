@@ -53,14 +53,14 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Aws {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
 }
 
 /// One SQS queue to poll.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub name: String,
     pub queue_url: String,

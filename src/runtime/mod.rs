@@ -1,26 +1,40 @@
 //! The daemon: receive loops per source, one pipeline task per message,
-//! graceful shutdown.
+//! live reload, graceful shutdown.
 //!
-//! [`run`] takes everything from its caller (config, opened sinks, an SQS
-//! client, a shutdown token), so tests drive it against a local SQS and stop
-//! it when they like.
+//! [`run`] takes everything from its caller (the routing, an SQS client, the
+//! health state, a channel of reloads, a shutdown token), so tests drive it
+//! against a local SQS and stop it when they like.
 
 mod memory;
 mod pipeline;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::task::JoinSet;
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Source};
+use crate::metrics::{AWS_ERRORS, OLDEST_AGE_SECONDS, RECEIVED};
+use crate::server::Health;
 use crate::sink::Sinks;
 use crate::source::sqs::{Queue, receive_backoff};
 
 pub use memory::Delivered;
+
+/// The routes and the sinks they name: swapped as one on reload, while
+/// messages in flight finish with the ones they started with.
+#[derive(Debug)]
+pub struct Routing {
+    pub config: Arc<Config>,
+    pub sinks: Sinks,
+}
 
 /// Counts since start, per outcome; logged at shutdown.
 #[derive(Debug, Default)]
@@ -45,53 +59,95 @@ impl Stats {
     }
 }
 
+/// What every pipeline task shares, whatever its source.
+#[derive(Debug)]
+struct Shared {
+    routing: ArcSwap<Routing>,
+    memory: Delivered,
+    stats: Arc<Stats>,
+    health: Arc<Health>,
+    /// Fired when the shutdown grace period is over: unfinished messages stay in SQS.
+    abort: CancellationToken,
+}
+
+/// One polled source: its receive loops and what stops them.
+struct Running {
+    source: Source,
+    stop: CancellationToken,
+    receivers: Vec<JoinHandle<()>>,
+}
+
 /// Runs until `shutdown` fires, then stops receiving, lets in-flight messages
 /// finish within the config's grace period, flushes deletes and returns.
+/// Each [`Routing`] received on `reloads` replaces the current one; sources
+/// are started and stopped to match its config.
 pub async fn run(
-    config: Arc<Config>,
-    sinks: Sinks,
+    routing: Routing,
     sqs: aws_sdk_sqs::Client,
+    health: Arc<Health>,
+    mut reloads: mpsc::Receiver<Routing>,
     shutdown: CancellationToken,
 ) -> Arc<Stats> {
-    let stats = Arc::new(Stats::default());
-    let memory = Arc::new(Delivered::default());
+    let config = routing.config.clone();
+    let shared = Arc::new(Shared {
+        routing: ArcSwap::from_pointee(routing),
+        memory: Delivered::default(),
+        stats: Arc::new(Stats::default()),
+        health,
+        abort: CancellationToken::new(),
+    });
     let tracker = TaskTracker::new();
-    // Fired when the grace period is over: unfinished messages stay in SQS.
-    let abort = CancellationToken::new();
-    let mut receivers = JoinSet::new();
+    let mut running: HashMap<String, Running> = HashMap::new();
     let mut batchers = Vec::new();
+    let mut stopped = Vec::new();
+    let mut start = |config: &Config, running: &mut HashMap<String, Running>| {
+        let (stop_now, started) = plan(running, &config.sources);
+        for old in stop_now {
+            info!(queue = %old.source.name, "source removed or changed: stopping its receivers");
+            old.stop.cancel();
+            stopped.extend(old.receivers);
+        }
+        for source in started {
+            let (queue, batcher) = Queue::new(sqs.clone(), &source);
+            batchers.push(batcher);
+            let stop = shutdown.child_token();
+            let receivers = (0..source.receivers)
+                .map(|_| tokio::spawn(receive_loop(queue.clone(), shared.clone(), tracker.clone(), stop.clone())))
+                .collect();
+            info!(queue = %source.name, receivers = source.receivers, "polling");
+            running.insert(source.name.clone(), Running { source, stop, receivers });
+        }
+        shared.health.expect(config.sources.iter().map(|s| (s.name.clone(), readiness_window(s))));
+    };
+    start(&config, &mut running);
 
-    for source in &config.sources {
-        let (queue, batcher) = Queue::new(sqs.clone(), source);
-        batchers.push(batcher);
-        let visibility_timeout = queue.visibility_timeout().await;
-        let ctx = Arc::new(pipeline::Context {
-            config: config.clone(),
-            sinks: sinks.clone(),
-            memory: memory.clone(),
-            stats: stats.clone(),
-            queue,
-            visibility_timeout,
-            abort: abort.clone(),
-        });
-        info!(queue = %source.name, receivers = source.receivers, visibility_timeout_secs = visibility_timeout.as_secs(), "polling");
-        for _ in 0..source.receivers {
-            receivers.spawn(receive_loop(ctx.clone(), tracker.clone(), shutdown.clone()));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(routing) = reloads.recv() => {
+                let config = routing.config.clone();
+                shared.routing.store(Arc::new(routing));
+                start(&config, &mut running);
+                info!(routes = config.router.routes().len(), sinks = config.sinks.len(), sources = config.sources.len(), "config reloaded");
+            }
         }
     }
 
-    shutdown.cancelled().await;
     info!(in_flight = tracker.len(), grace_secs = config.shutdown_grace.as_secs(), "shutting down: no more receives");
-    while receivers.join_next().await.is_some() {}
+    let grace = shared.routing.load().config.shutdown_grace;
+    for receiver in running.into_values().flat_map(|r| r.receivers).chain(stopped) {
+        let _ = receiver.await;
+    }
     tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(unfinished = tracker.len(), "shutdown grace period over: unfinished messages stay in their queues");
-        abort.cancel();
+        shared.abort.cancel();
         tracker.wait().await;
     }
     for batcher in batchers {
         let _ = batcher.await;
     }
+    let stats = &shared.stats;
     info!(
         received = Stats::get(&stats.received),
         delivered = Stats::get(&stats.delivered),
@@ -103,28 +159,51 @@ pub async fn run(
         dead_lettered = Stats::get(&stats.dead_lettered),
         "stopped"
     );
-    stats
+    shared.stats.clone()
+}
+
+/// Which running sources to stop (removed or changed) and which to start.
+fn plan(running: &mut HashMap<String, Running>, wanted: &[Source]) -> (Vec<Running>, Vec<Source>) {
+    let keep = |r: &Running| wanted.contains(&r.source);
+    let names: Vec<String> = running.iter().filter(|(_, r)| !keep(r)).map(|(name, _)| name.clone()).collect();
+    let stop = names.iter().filter_map(|name| running.remove(name)).collect();
+    let start = wanted.iter().filter(|s| !running.contains_key(&s.name)).cloned().collect();
+    (stop, start)
+}
+
+/// How long a successful poll keeps a source ready: two long polls and some slack.
+fn readiness_window(source: &Source) -> Duration {
+    Duration::from_secs(u64::from(source.wait_time_secs) * 2 + 30)
 }
 
 /// One long-poll loop: receive, hand each message to its own task, repeat.
 /// SQS being unreachable never ends it: it backs off and tries again.
-async fn receive_loop(ctx: Arc<pipeline::Context>, tracker: TaskTracker, shutdown: CancellationToken) {
+async fn receive_loop(queue: Queue, shared: Arc<Shared>, tracker: TaskTracker, stop: CancellationToken) {
+    let visibility_timeout = queue.visibility_timeout().await;
+    let ctx = Arc::new(pipeline::Context { queue, visibility_timeout, shared });
+    let name = ctx.queue.name.clone();
     let mut backoff = receive_backoff();
-    while !shutdown.is_cancelled() {
-        match ctx.queue.receive(&shutdown).await {
+    while !stop.is_cancelled() {
+        match ctx.queue.receive(&stop).await {
             Ok(messages) => {
                 backoff = receive_backoff();
+                ctx.shared.health.polled(&name);
+                if let Some(oldest) = messages.iter().filter_map(|m| m.age).max() {
+                    metrics::gauge!(OLDEST_AGE_SECONDS, "source" => name.to_string()).set(oldest.as_secs_f64());
+                }
                 for message in messages {
-                    Stats::add(&ctx.stats.received);
+                    Stats::add(&ctx.shared.stats.received);
+                    metrics::counter!(RECEIVED, "source" => name.to_string()).increment(1);
                     tracker.spawn(pipeline::process(ctx.clone(), message));
                 }
             }
             Err(error) => {
-                let delay = backoff.next().unwrap_or(std::time::Duration::from_secs(30));
-                warn!(queue = %ctx.queue.name, error = %error, retry_in_ms = delay.as_millis(), "receive failed");
+                metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "ReceiveMessage").increment(1);
+                let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+                warn!(queue = %name, error = %error, retry_in_ms = delay.as_millis(), "receive failed");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = shutdown.cancelled() => {}
+                    () = stop.cancelled() => {}
                 }
             }
         }

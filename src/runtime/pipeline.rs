@@ -3,13 +3,13 @@
 //! in SQS (delete, or make it visible again later).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use tracing::{Instrument, error, field, info, info_span, warn};
 
-use super::{Delivered, Stats};
-use crate::config::Config;
+use super::{Routing, Shared, Stats};
+use crate::metrics::{AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, IN_FLIGHT, OUTCOMES, ROUTE_MATCHES};
 use crate::notification::{self, Parsed};
 use crate::route::SinkId;
 use crate::sink::{Item, Origin, SinkError, Sinks};
@@ -18,13 +18,9 @@ use crate::source::sqs::{Queue, Received};
 /// Everything a pipeline task of one source needs.
 #[derive(Debug)]
 pub struct Context {
-    pub config: Arc<Config>,
-    pub sinks: Sinks,
-    pub memory: Arc<Delivered>,
-    pub stats: Arc<Stats>,
     pub queue: Queue,
     pub visibility_timeout: Duration,
-    pub abort: tokio_util::sync::CancellationToken,
+    pub(super) shared: Arc<Shared>,
 }
 
 /// What becomes of the SQS message.
@@ -57,25 +53,35 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
         source = field::Empty,
         routes = field::Empty,
     );
+    let source = ctx.queue.name.to_string();
+    let in_flight = metrics::gauge!(IN_FLIGHT, "source" => source.clone());
+    in_flight.increment(1.0);
     async {
-        let action = tokio::select! {
-            action = handle(&ctx, &message) => action,
-            () = ctx.abort.cancelled() => {
+        // Messages in flight finish with the routing they started with.
+        let routing = ctx.shared.routing.load_full();
+        let shared = &ctx.shared;
+        let (action, outcome) = tokio::select! {
+            done = handle(&ctx, &routing, &message) => done,
+            () = shared.abort.cancelled() => {
                 warn!("shutdown: left in the queue unfinished");
                 return;
             }
         };
+        metrics::counter!(OUTCOMES, "source" => source, "outcome" => outcome).increment(1);
         match action {
             Action::Delete(delivered) => match ctx.queue.delete(message.receipt_handle.clone()).await {
-                Ok(()) => ctx.memory.forget(&message.message_id),
+                Ok(()) => shared.memory.forget(&message.message_id),
                 Err(e) => {
-                    ctx.memory.remember(&message.message_id, &delivered);
+                    metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch").increment(1);
+                    shared.memory.remember(&message.message_id, &delivered);
                     warn!(error = %e, "delete failed: the message will be received again");
                 }
             },
             Action::Later => {
                 let delay = retry_delay(message.receive_count);
                 if let Err(e) = ctx.queue.set_visibility(&message.receipt_handle, delay).await {
+                    metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "ChangeMessageVisibility")
+                        .increment(1);
                     warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
                 }
             }
@@ -83,6 +89,7 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
     }
     .instrument(span)
     .await;
+    in_flight.decrement(1.0);
 }
 
 /// How long a message that is not done stays invisible: doubles with every
@@ -91,20 +98,23 @@ fn retry_delay(receive_count: u32) -> Duration {
     Duration::from_secs(10).saturating_mul(1 << receive_count.saturating_sub(1).min(10)).min(Duration::from_secs(900))
 }
 
-async fn handle(ctx: &Context, message: &Received) -> Action {
+/// Parses, routes and delivers one message; says what to do with it in SQS
+/// and names the outcome for the metrics.
+async fn handle(ctx: &Context, routing: &Routing, message: &Received) -> (Action, &'static str) {
+    let stats = &ctx.shared.stats;
     let origin = Origin { queue: &ctx.queue.name, sqs_message_id: &message.message_id };
     let mut scratch = String::new();
     let notification = match notification::parse(&message.body, &mut scratch) {
         Ok(Parsed::Notification(n)) => n,
         Ok(Parsed::Ignored(reason)) => {
-            Stats::add(&ctx.stats.ignored);
+            Stats::add(&stats.ignored);
             info!(reason = %reason, "ignored: not feedback");
-            return Action::Delete(Vec::new());
+            return (Action::Delete(Vec::new()), "ignored");
         }
         Err(e) => {
-            Stats::add(&ctx.stats.errors);
+            Stats::add(&stats.errors);
             error!(error = %e, body_bytes = message.body.len(), "cannot understand the message");
-            return dead_letter(ctx, origin, &message.body, &e.to_string()).await;
+            return (dead_letter(ctx, routing, origin, &message.body, &e.to_string()).await, "error");
         }
     };
     let span = tracing::Span::current();
@@ -112,19 +122,23 @@ async fn handle(ctx: &Context, message: &Received) -> Action {
     span.record("kind", notification.kind.as_str());
     span.record("source", &*notification.source);
 
-    let decision = ctx.config.router.route(&notification, Some(&ctx.queue.name));
+    let routes_config = &routing.config.router;
+    let decision = routes_config.route(&notification, Some(&ctx.queue.name));
     if decision.is_unrouted() {
-        Stats::add(&ctx.stats.unrouted);
+        Stats::add(&stats.unrouted);
         warn!("unrouted: no route matches");
-        return Action::Delete(Vec::new());
+        return (Action::Delete(Vec::new()), "unrouted");
     }
-    let routes: Vec<&str> = decision.routes.iter().map(|i| ctx.config.router.routes()[*i].name.as_str()).collect();
+    let routes: Vec<&str> = decision.routes.iter().map(|i| routes_config.routes()[*i].name.as_str()).collect();
+    for route in &routes {
+        metrics::counter!(ROUTE_MATCHES, "route" => (*route).to_owned()).increment(1);
+    }
     span.record("routes", field::display(routes.join(",")));
 
     let item = Item::Notification { notification: &notification, routes: &routes };
-    let already = ctx.memory.sinks(&message.message_id);
+    let already = ctx.shared.memory.sinks(&message.message_id);
     let pending: Vec<SinkId> = decision.sinks.iter().copied().filter(|s| !already.contains(s)).collect();
-    let results = with_heartbeat(ctx, message, deliver(ctx, origin, item, &pending)).await;
+    let results = with_heartbeat(ctx, message, deliver(&routing.sinks, origin, item, &pending)).await;
 
     let delivered: Vec<SinkId> = results.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| *s).collect();
     let outcome = results
@@ -138,35 +152,43 @@ async fn handle(ctx: &Context, message: &Received) -> Action {
         .unwrap_or(Outcome::Delivered);
     match outcome {
         Outcome::Delivered => {
-            Stats::add(&ctx.stats.delivered);
+            Stats::add(&stats.delivered);
             info!(sinks = pending.len(), "delivered");
-            Action::Delete(decision.sinks)
+            (Action::Delete(decision.sinks), "delivered")
         }
         Outcome::Retry(reason) => {
-            Stats::add(&ctx.stats.retried);
-            ctx.memory.remember(&message.message_id, &delivered);
+            Stats::add(&stats.retried);
+            ctx.shared.memory.remember(&message.message_id, &delivered);
             warn!(error = %reason, "not delivered everywhere: will retry");
-            Action::Later
+            (Action::Later, "retry")
         }
         Outcome::Reject(reason) => {
-            Stats::add(&ctx.stats.rejected);
-            ctx.memory.remember(&message.message_id, &delivered);
+            Stats::add(&stats.rejected);
+            ctx.shared.memory.remember(&message.message_id, &delivered);
             error!(error = %reason, "rejected by a sink");
-            dead_letter(ctx, origin, &message.body, &reason).await
+            (dead_letter(ctx, routing, origin, &message.body, &reason).await, "reject")
         }
     }
 }
 
 /// Delivers to each sink concurrently; one log line per failed delivery.
 async fn deliver(
-    ctx: &Context,
+    sinks: &Sinks,
     origin: Origin<'_>,
     item: Item<'_>,
-    sinks: &[SinkId],
+    ids: &[SinkId],
 ) -> Vec<(SinkId, Result<(), SinkError>)> {
-    join_all(sinks.iter().map(|id| async move {
-        let (name, sink) = ctx.sinks.get(*id);
+    join_all(ids.iter().map(|id| async move {
+        let (name, sink) = sinks.get(*id);
+        let started = Instant::now();
         let result = sink.deliver(origin, item).await;
+        metrics::histogram!(DELIVERY_SECONDS, "sink" => name.to_owned()).record(started.elapsed().as_secs_f64());
+        let label = match &result {
+            Ok(()) => "ok",
+            Err(SinkError::Retryable(_)) => "retryable",
+            Err(SinkError::Permanent(_)) => "permanent",
+        };
+        metrics::counter!(DELIVERIES, "sink" => name.to_owned(), "result" => label).increment(1);
         if let Err(e) = &result {
             warn!(sink = %name, error = %e, "delivery failed");
         }
@@ -177,15 +199,15 @@ async fn deliver(
 
 /// Hands a body that cannot be delivered to the dead-letter sink, if there is
 /// one; without one the message stays in its queue for the queue's redrive policy.
-async fn dead_letter(ctx: &Context, origin: Origin<'_>, body: &str, reason: &str) -> Action {
-    let Some(id) = ctx.config.dead_letter else {
+async fn dead_letter(ctx: &Context, routing: &Routing, origin: Origin<'_>, body: &str, reason: &str) -> Action {
+    let Some(id) = routing.config.dead_letter else {
         warn!("no dead_letter sink: left in the queue for its redrive policy");
         return Action::Later;
     };
-    let (name, sink) = ctx.sinks.get(id);
+    let (name, sink) = routing.sinks.get(id);
     match sink.deliver(origin, Item::DeadLetter { body, reason }).await {
         Ok(()) => {
-            Stats::add(&ctx.stats.dead_lettered);
+            Stats::add(&ctx.shared.stats.dead_lettered);
             info!(sink = %name, "dead-lettered");
             Action::Delete(Vec::new())
         }

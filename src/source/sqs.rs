@@ -31,6 +31,8 @@ pub struct Received {
     pub body: String,
     /// `ApproximateReceiveCount`: 1 on the first delivery.
     pub receive_count: u32,
+    /// How long ago the message was first sent to the queue (`SentTimestamp`).
+    pub age: Option<Duration>,
     /// Holds one in-flight slot until the message is done with.
     pub permit: OwnedSemaphorePermit,
 }
@@ -101,6 +103,7 @@ impl Queue {
             .max_number_of_messages(i32::try_from(wanted).unwrap_or(10))
             .wait_time_seconds(self.wait_time_secs)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_attribute_names("All");
         if let Some(secs) = self.visibility_timeout_secs {
             request = request.visibility_timeout(secs);
@@ -123,6 +126,7 @@ impl Queue {
                 message_id,
                 receipt_handle,
                 receive_count: receive_count(&message),
+                age: age(&message),
                 body: message.body.unwrap_or_default(),
                 permit,
             });
@@ -160,6 +164,12 @@ fn receive_count(message: &Message) -> u32 {
         .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1)
+}
+
+fn age(message: &Message) -> Option<Duration> {
+    let sent_ms: u64 = message.attributes.as_ref()?.get(&MessageSystemAttributeName::SentTimestamp)?.parse().ok()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(now.saturating_sub(Duration::from_millis(sent_ms)))
 }
 
 /// An SDK error in one line, with the service's code when it has one.

@@ -8,6 +8,7 @@
 
 mod corpus;
 mod harness;
+mod ops;
 mod restarts;
 mod retry;
 mod unrouted;

@@ -1,0 +1,52 @@
+//! Prometheus metrics: every name and label in one place, and the recorder.
+//!
+//! Code records through the `metrics` facade; without an installed recorder
+//! (tests, the offline commands) recording costs next to nothing.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Messages received from SQS, by `source`.
+pub const RECEIVED: &str = "sesroute_messages_received_total";
+/// Messages by `source` and `outcome`: delivered, retry, reject, ignored, error, unrouted.
+pub const OUTCOMES: &str = "sesroute_messages_total";
+/// Notifications matched, by `route`.
+pub const ROUTE_MATCHES: &str = "sesroute_route_matches_total";
+/// Deliveries by `sink` and `result`: ok, retryable, permanent.
+pub const DELIVERIES: &str = "sesroute_sink_deliveries_total";
+/// Time a sink took to take (or refuse) a delivery, by `sink`.
+pub const DELIVERY_SECONDS: &str = "sesroute_sink_delivery_seconds";
+/// Messages being processed now, by `source`.
+pub const IN_FLIGHT: &str = "sesroute_messages_in_flight";
+/// Age of the oldest message in the latest receive (from SQS `SentTimestamp`), by `source`.
+pub const OLDEST_AGE_SECONDS: &str = "sesroute_oldest_message_age_seconds";
+/// Failed AWS calls, by `service` and `operation`.
+pub const AWS_ERRORS: &str = "sesroute_aws_errors_total";
+/// Config reloads by `result`: ok, error.
+pub const RELOADS: &str = "sesroute_config_reloads_total";
+/// Always 1, with the `version` label.
+pub const BUILD_INFO: &str = "sesroute_build_info";
+
+/// Installs the Prometheus recorder and describes every metric.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(DELIVERY_SECONDS.to_owned()),
+            &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+        )
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    describe_counter!(RECEIVED, "Messages received from SQS, by source.");
+    describe_counter!(OUTCOMES, "Messages by source and outcome (delivered, retry, reject, ignored, error, unrouted).");
+    describe_counter!(ROUTE_MATCHES, "Notifications matched, by route.");
+    describe_counter!(DELIVERIES, "Sink deliveries by sink and result (ok, retryable, permanent).");
+    describe_histogram!(DELIVERY_SECONDS, metrics::Unit::Seconds, "Time a sink took to take a delivery, by sink.");
+    describe_gauge!(IN_FLIGHT, "Messages being processed now, by source.");
+    describe_gauge!(OLDEST_AGE_SECONDS, metrics::Unit::Seconds, "Age of the oldest message in the latest receive.");
+    describe_counter!(AWS_ERRORS, "Failed AWS calls, by service and operation.");
+    describe_counter!(RELOADS, "Config reloads by result (ok, error).");
+    describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
