@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, Source};
 use crate::metrics::{AWS_ERRORS, OLDEST_AGE_SECONDS, RECEIVED};
@@ -98,7 +98,6 @@ pub async fn run(
     });
     let tracker = TaskTracker::new();
     let mut running: HashMap<String, Running> = HashMap::new();
-    let mut batchers = Vec::new();
     let mut stopped = Vec::new();
     let mut start = |config: &Config, running: &mut HashMap<String, Running>| {
         let (stop_now, started) = plan(running, &config.sources);
@@ -108,8 +107,13 @@ pub async fn run(
             stopped.extend(old.receivers);
         }
         for source in started {
-            let (queue, batcher) = Queue::new(sqs.clone(), &source);
-            batchers.push(batcher);
+            let queue = match Queue::new(sqs.clone(), &source) {
+                Ok(queue) => queue,
+                Err(e) => {
+                    error!(queue = %source.name, error = %e, "cannot start the source");
+                    continue;
+                }
+            };
             let stop = shutdown.child_token();
             let receivers = (0..source.receivers)
                 .map(|_| tokio::spawn(receive_loop(queue.clone(), shared.clone(), tracker.clone(), stop.clone())))
@@ -143,9 +147,6 @@ pub async fn run(
         warn!(unfinished = tracker.len(), "shutdown grace period over: unfinished messages stay in their queues");
         shared.abort.cancel();
         tracker.wait().await;
-    }
-    for batcher in batchers {
-        let _ = batcher.await;
     }
     let stats = &shared.stats;
     info!(

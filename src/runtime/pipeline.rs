@@ -56,7 +56,7 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
     let source = ctx.queue.name.to_string();
     let in_flight = metrics::gauge!(IN_FLIGHT, "source" => source.clone());
     in_flight.increment(1.0);
-    async {
+    async move {
         // Messages in flight finish with the routing they started with.
         let routing = ctx.shared.routing.load_full();
         let shared = &ctx.shared;
@@ -69,14 +69,21 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
         };
         metrics::counter!(OUTCOMES, "source" => source, "outcome" => outcome).increment(1);
         match action {
-            Action::Delete(delivered) => match ctx.queue.delete(message.receipt_handle.clone()).await {
-                Ok(()) => shared.memory.forget(&message.message_id),
-                Err(e) => {
-                    metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch").increment(1);
-                    shared.memory.remember(&message.message_id, &delivered);
-                    warn!(error = %e, "delete failed: the message will be received again");
+            Action::Delete(delivered) => {
+                // Done with the body: its in-flight slot can take the next message
+                // while the delete waits for its batch.
+                let Received { message_id, receipt_handle, permit, body, .. } = message;
+                drop((permit, body));
+                match ctx.queue.delete(receipt_handle).await {
+                    Ok(()) => shared.memory.forget(&message_id),
+                    Err(e) => {
+                        metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch")
+                            .increment(1);
+                        shared.memory.remember(&message_id, &delivered);
+                        warn!(error = %e, "delete failed: the message will be received again");
+                    }
                 }
-            },
+            }
             Action::Later => {
                 let delay = retry_delay(message.receive_count);
                 if let Err(e) = ctx.queue.set_visibility(&message.receipt_handle, delay).await {

@@ -67,9 +67,15 @@ impl FileSink {
 
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         let line = line(origin, item)?;
-        let shared = Arc::clone(&self.shared);
-        // Writes and fsync block; keep them off the async workers.
-        let appended = tokio::task::spawn_blocking(move || shared.append(&line)).await;
+        // A write without fsync only reaches the page cache: brief enough to do
+        // here, where a hand-off to a blocking thread would cost more than it.
+        // fsync can take long, so it goes to the blocking pool.
+        let appended = if self.shared.fsync {
+            let shared = Arc::clone(&self.shared);
+            tokio::task::spawn_blocking(move || shared.append(&line)).await
+        } else {
+            Ok(self.shared.append(&line))
+        };
         match appended {
             Ok(Ok(())) => Ok(()),
             // A full disk or a failing device can recover: keep the message for later.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::config::{Config, SinkKind};
 use crate::notification::Notification;
 
-pub use batch::Batcher;
+pub use batch::{Batcher, Options as BatchOptions};
 
 /// What is handed to a sink: a routed notification, or a body sent to the
 /// dead-letter sink because it could not be understood or was rejected.

@@ -10,11 +10,12 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::Source;
+use crate::sink::{BatchOptions, Batcher, SinkError};
 
 /// SQS returns at most this many messages per receive (and per batch delete).
 pub const MAX_BATCH: usize = 10;
@@ -46,26 +47,34 @@ pub struct Queue {
     wait_time_secs: i32,
     visibility_timeout_secs: Option<i32>,
     in_flight: Arc<Semaphore>,
-    deletes: mpsc::Sender<(String, oneshot::Sender<Result<(), String>>)>,
+    /// Messages asked for per receive: a whole batch, once that many slots are free.
+    receive_batch: usize,
+    deletes: Arc<Batcher<String, ()>>,
 }
 
 impl Queue {
-    /// Sets up the queue and starts its delete batcher, which stops once every
-    /// clone of the queue is dropped and its last deletes are done.
-    pub fn new(client: Client, source: &Source) -> (Queue, tokio::task::JoinHandle<()>) {
-        let (deletes, rx) = mpsc::channel(1024);
+    /// Sets up the queue and starts its delete batcher (up to ten receipt
+    /// handles a `DeleteMessageBatch`, several calls at once), which stops once
+    /// every clone of the queue is dropped and its last deletes are done.
+    pub fn new(client: Client, source: &Source) -> Result<Queue, String> {
         let url: Arc<str> = source.queue_url.as_str().into();
-        let batcher = tokio::spawn(delete_batches(client.clone(), url.clone(), source.name.clone(), rx));
-        let queue = Queue {
+        let deletes = {
+            let (client, url, name) = (client.clone(), url.clone(), source.name.clone());
+            Batcher::spawn(BatchOptions { linger: DELETE_LINGER, ..BatchOptions::AWS }, move |handles| {
+                delete_batch(client.clone(), url.clone(), name.clone(), handles)
+            })?
+        };
+        let max_in_flight = source.max_in_flight as usize;
+        Ok(Queue {
             name: source.name.as_str().into(),
             url,
             client,
             wait_time_secs: i32::try_from(source.wait_time_secs).unwrap_or(20),
             visibility_timeout_secs: source.visibility_timeout_secs.and_then(|v| i32::try_from(v).ok()),
-            in_flight: Arc::new(Semaphore::new(source.max_in_flight as usize)),
-            deletes,
-        };
-        (queue, batcher)
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            receive_batch: MAX_BATCH.min(max_in_flight).max(1),
+            deletes: Arc::new(deletes),
+        })
     }
 
     /// The queue's visibility timeout: the configured one, else the queue's
@@ -90,7 +99,9 @@ impl Queue {
     /// Receives up to ten messages once slots are free. Returns an empty list
     /// when the long poll found nothing, or when `shutdown` fired.
     pub async fn receive(&self, shutdown: &CancellationToken) -> Result<Vec<Received>, String> {
-        let wanted = MAX_BATCH.min(self.in_flight.available_permits()).max(1);
+        // Waiting for a whole batch of free slots keeps receives full: asking
+        // for whatever happens to be free would mean many calls for 1 to 3 messages.
+        let wanted = self.receive_batch;
         let permits = tokio::select! {
             permits = self.in_flight.clone().acquire_many_owned(u32::try_from(wanted).unwrap_or(1)) => permits,
             () = shutdown.cancelled() => return Ok(Vec::new()),
@@ -136,9 +147,7 @@ impl Queue {
 
     /// Deletes a message through the batcher; returns once SQS confirmed it.
     pub async fn delete(&self, receipt_handle: String) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.deletes.send((receipt_handle, tx)).await.map_err(|_| "the delete batcher has stopped".to_owned())?;
-        rx.await.map_err(|_| "the delete batcher has stopped".to_owned())?
+        self.deletes.submit(receipt_handle).await.map_err(|e| e.to_string())
     }
 
     /// Makes the message visible again after `timeout` (a retry's backoff, or
@@ -194,50 +203,37 @@ pub fn receive_backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// Collects deletes into `DeleteMessageBatch` calls of up to ten.
-async fn delete_batches(
+/// One `DeleteMessageBatch` call for up to ten receipt handles: a result each.
+async fn delete_batch(
     client: Client,
     url: Arc<str>,
     queue: String,
-    mut rx: mpsc::Receiver<(String, oneshot::Sender<Result<(), String>>)>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + DELETE_LINGER;
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(next)) => batch.push(next),
-                Ok(None) | Err(_) => break,
-            }
+    handles: Vec<String>,
+) -> Vec<Result<(), SinkError>> {
+    let count = handles.len();
+    let entries: Vec<_> = handles
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, handle)| {
+            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().ok()
+        })
+        .collect();
+    match client.delete_message_batch().queue_url(&*url).set_entries(Some(entries)).send().await {
+        Ok(output) => {
+            let failed: std::collections::HashMap<String, String> = output
+                .failed
+                .into_iter()
+                .map(|f| (f.id, format!("{}: {}", f.code, f.message.unwrap_or_default())))
+                .collect();
+            debug!(queue = %queue, deleted = count - failed.len(), "deleted a batch");
+            (0..count)
+                .map(|i| failed.get(&i.to_string()).map_or(Ok(()), |e| Err(SinkError::Retryable(e.clone()))))
+                .collect()
         }
-        let entries: Vec<_> = batch
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (handle, _))| {
-                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build().ok()
-            })
-            .collect();
-        let result = client.delete_message_batch().queue_url(&*url).set_entries(Some(entries)).send().await;
-        match result {
-            Ok(output) => {
-                let failed: std::collections::HashMap<String, String> = output
-                    .failed
-                    .into_iter()
-                    .map(|f| (f.id, format!("{}: {}", f.code, f.message.unwrap_or_default())))
-                    .collect();
-                for (i, (_, reply)) in batch.drain(..).enumerate() {
-                    let _ = reply.send(failed.get(&i.to_string()).map_or(Ok(()), |e| Err(e.clone())));
-                }
-                debug!(queue = %queue, "deleted a batch");
-            }
-            Err(e) => {
-                let error = describe(&e);
-                warn!(queue = %queue, error = %error, "DeleteMessageBatch failed");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+        Err(e) => {
+            let error = describe(&e);
+            warn!(queue = %queue, error = %error, "DeleteMessageBatch failed");
+            vec![Err(SinkError::Retryable(error)); count]
         }
     }
 }
