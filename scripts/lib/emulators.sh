@@ -7,7 +7,7 @@
 #
 # fauxqs_start sets the shell variables FAUXQS_PID, FAUXQS_PORT, FAUXQS_LOG
 # (not exported, unless FAUXQS_PORT already was) and exports:
-#   SESROUTE_TEST_AWS_ENDPOINT=http://127.0.0.1:$FAUXQS_PORT
+#   FAUXQS_ENDPOINT=http://127.0.0.1:$FAUXQS_PORT
 #   AWS_EC2_METADATA_DISABLED=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 #   AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 #
@@ -100,11 +100,11 @@ fauxqs_start() {
                 # Shell variables, deliberately not exported: a child process
                 # that sources this file starts (and stops) its own server.
                 FAUXQS_PID="$pid" FAUXQS_PORT="$port" FAUXQS_LOG="$log"
-                export SESROUTE_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+                export FAUXQS_ENDPOINT="http://127.0.0.1:$port"
                 export AWS_EC2_METADATA_DISABLED=true
                 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
                 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-                _emulators_log "fauxqs up on $SESROUTE_TEST_AWS_ENDPOINT (pid $pid)"
+                _emulators_log "fauxqs up on $FAUXQS_ENDPOINT (pid $pid)"
                 return 0
             fi
             if ! _emulators_alive "$pid"; then

@@ -400,9 +400,9 @@ pub(crate) mod testing {
 
     /// The endpoint of the local fauxqs server `scripts/test` started, if any.
     pub fn aws_endpoint(test: &str) -> Option<String> {
-        let endpoint = std::env::var("SESROUTE_TEST_AWS_ENDPOINT").ok().filter(|e| !e.is_empty());
+        let endpoint = std::env::var("FAUXQS_ENDPOINT").ok().filter(|e| !e.is_empty());
         if endpoint.is_none() {
-            eprintln!("{test}: skipped, SESROUTE_TEST_AWS_ENDPOINT is not set (scripts/test sets it)");
+            eprintln!("{test}: skipped, FAUXQS_ENDPOINT is not set (scripts/test sets it)");
         }
         endpoint
     }

@@ -3,7 +3,7 @@
 //!
 //! Every test creates its own queues and topics, named for the test, the
 //! process and a counter, so the tests run in parallel on one emulator.
-//! Without `SESROUTE_TEST_AWS_ENDPOINT` (set by `scripts/test`) they print a
+//! Without `FAUXQS_ENDPOINT` (set by `scripts/test`) they print a
 //! note and pass, unless `CI` is set, where they fail.
 
 mod corpus;

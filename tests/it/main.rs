@@ -28,7 +28,7 @@ pub fn samples() -> PathBuf {
 
 /// The `sesroute` binary, with no `SESROUTE_` variable inherited from the
 /// caller's environment: they override config keys, so a stray one (such as
-/// the test script's own `SESROUTE_TEST_AWS_ENDPOINT`) would change the result.
+/// the test script's own `FAUXQS_ENDPOINT`) would change the result.
 pub fn sesroute() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("sesroute").expect("the sesroute binary is built");
     for (name, _) in std::env::vars_os() {

@@ -108,14 +108,12 @@ impl Aws {
     /// Clients for the emulator `scripts/test` started, or `None` (after a
     /// note) when there is none. Under CI a missing emulator is a failure.
     pub async fn connect(test: &str) -> Option<Aws> {
-        let Some(endpoint) = std::env::var("SESROUTE_TEST_AWS_ENDPOINT").ok().filter(|e| !e.is_empty()) else {
+        let Some(endpoint) = std::env::var("FAUXQS_ENDPOINT").ok().filter(|e| !e.is_empty()) else {
             assert!(
                 std::env::var_os("CI").is_none(),
-                "{test}: CI is set but SESROUTE_TEST_AWS_ENDPOINT is not: run the tests with scripts/test"
+                "{test}: CI is set but FAUXQS_ENDPOINT is not: run the tests with scripts/test"
             );
-            eprintln!(
-                "{test}: skipped: SESROUTE_TEST_AWS_ENDPOINT is not set (scripts/test starts fauxqs and sets it)"
-            );
+            eprintln!("{test}: skipped: FAUXQS_ENDPOINT is not set (scripts/test starts fauxqs and sets it)");
             return None;
         };
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -96,7 +96,7 @@ async fn health_readiness_and_metrics_match_what_was_sent() {
             .args(args)
             .arg("--config")
             .arg(&health_config)
-            .env_remove("SESROUTE_TEST_AWS_ENDPOINT")
+            .env_remove("FAUXQS_ENDPOINT")
             .status()
             .unwrap();
         assert!(status.success(), "sesroute {args:?}: {status}");
@@ -105,7 +105,7 @@ async fn health_readiness_and_metrics_match_what_was_sent() {
     let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("sesroute"))
         .args(["health", "--config"])
         .arg(&health_config)
-        .env_remove("SESROUTE_TEST_AWS_ENDPOINT")
+        .env_remove("FAUXQS_ENDPOINT")
         .status()
         .unwrap();
     assert!(!status.success(), "health fails once the daemon is gone");
