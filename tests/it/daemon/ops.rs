@@ -115,13 +115,20 @@ async fn health_readiness_and_metrics_match_what_was_sent() {
 async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_an_invalid_one() {
     let Some(aws) = Aws::connect("ops-reload").await else { return };
     let queue = aws.create_queue("in").await;
+    let added = aws.create_queue("added").await;
     let mut daemon = Daemon::new();
     let (first, second) = (daemon.path("first.jsonl"), daemon.path("second.jsonl"));
+    // After the first reload the route goes to the second sink and a second source is polled.
     let config = |sink: &str| {
+        let sources = if sink == "first" {
+            source("in", &queue, "")
+        } else {
+            format!("{}{}", source("in", &queue, ""), source("added", &added, ""))
+        };
         format!(
             "{}{}{}{}\n[[routes]]\nname = \"all\"\nsinks = [\"{sink}\"]\n",
             config_head(&aws.endpoint),
-            source("in", &queue, ""),
+            sources,
             file_sink("first", &first),
             file_sink("second", &second)
         )
@@ -152,12 +159,14 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_an_invalid_one()
     reloaded("ok", 1).await;
     aws.send(&queue, &bounce_from("a@acme.test", "reload-2")).await;
     count(&second, 1).await;
+    aws.send(&added, &bounce_from("a@acme.test", "reload-added")).await;
+    count(&second, 2).await;
 
     std::fs::write(daemon.path("config.toml"), config("nowhere")).unwrap();
     daemon.signal("HUP");
     reloaded("error", 1).await;
     aws.send(&queue, &bounce_from("a@acme.test", "reload-3")).await;
-    count(&second, 2).await;
+    count(&second, 3).await;
     daemon.stop().await;
 
     assert_eq!(lines(&first).len(), 1, "the first sink only got what came before the reload");
