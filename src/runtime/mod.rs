@@ -137,8 +137,9 @@ pub async fn run(
         }
     }
 
-    info!(in_flight = tracker.len(), grace_secs = config.shutdown_grace.as_secs(), "shutting down: no more receives");
+    // The grace period of the config in force now, reloads included.
     let grace = shared.routing.load().config.shutdown_grace;
+    info!(in_flight = tracker.len(), grace_secs = grace.as_secs(), "shutting down: no more receives");
     for receiver in running.into_values().flat_map(|r| r.receivers).chain(stopped) {
         let _ = receiver.await;
     }

@@ -50,6 +50,8 @@ pub struct Queue {
     /// Messages asked for per receive: a whole batch, once that many slots are free.
     receive_batch: usize,
     deletes: Arc<Batcher<String, ()>>,
+    /// Looked up once per queue, whatever the number of receivers asking.
+    visibility_timeout: Arc<tokio::sync::OnceCell<Duration>>,
 }
 
 impl Queue {
@@ -74,12 +76,17 @@ impl Queue {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             receive_batch: MAX_BATCH.min(max_in_flight).max(1),
             deletes: Arc::new(deletes),
+            visibility_timeout: Arc::default(),
         })
     }
 
     /// The queue's visibility timeout: the configured one, else the queue's
     /// attribute, else SQS's default of 30 seconds.
     pub async fn visibility_timeout(&self) -> Duration {
+        *self.visibility_timeout.get_or_init(|| self.look_up_visibility_timeout()).await
+    }
+
+    async fn look_up_visibility_timeout(&self) -> Duration {
         if let Some(secs) = self.visibility_timeout_secs {
             return Duration::from_secs(u64::try_from(secs).unwrap_or(30));
         }
