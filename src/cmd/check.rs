@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{self, Config, SinkKind};
+use crate::config::{self, Config};
 use crate::route::Route;
 
 pub fn run(path: &Path) -> ExitCode {
@@ -30,14 +30,9 @@ pub fn summary(path: &Path, config: &Config) -> String {
     }
     let _ = writeln!(out, "\nsinks ({}):", config.sinks.len());
     for (i, sink) in config.sinks.iter().enumerate() {
-        let target = match &sink.kind {
-            SinkKind::File { path, .. } => path.display().to_string(),
-            SinkKind::Log { level } => format!("level {level}"),
-            SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
-            SinkKind::Sqs { queue_url } => queue_url.clone(),
-        };
+        let target = sink.kind.target();
         let dead_letter = if config.dead_letter.is_some_and(|d| d.0 == i) { " (dead letter)" } else { "" };
-        let _ = writeln!(out, "  {:<20} {:<5} {target}{dead_letter}", sink.name, sink.kind.type_name());
+        let _ = writeln!(out, "  {:<20} {:<7} {target}{dead_letter}", sink.name, sink.kind.type_name());
     }
     let _ = writeln!(out, "\nroutes ({}, tried in order):", config.router.routes().len());
     for (i, route) in config.router.routes().iter().enumerate() {

@@ -9,6 +9,7 @@ mod validate;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,6 +75,8 @@ pub struct Source {
 pub struct Sink {
     pub name: String,
     pub kind: SinkKind,
+    /// Deliveries per minute at most (emails or objects for the batching sinks).
+    pub max_per_minute: Option<NonZeroU32>,
 }
 
 /// What a sink is and its options; opening it is the daemon's business.
@@ -83,6 +86,9 @@ pub enum SinkKind {
     Log { level: tracing::Level },
     Sns { topic_arn: String, subject: Option<String> },
     Sqs { queue_url: String },
+    Email(Box<Email>),
+    Webhook(Webhook),
+    S3(S3),
 }
 
 impl SinkKind {
@@ -92,8 +98,123 @@ impl SinkKind {
             SinkKind::Log { .. } => "log",
             SinkKind::Sns { .. } => "sns",
             SinkKind::Sqs { .. } => "sqs",
+            SinkKind::Email(_) => "email",
+            SinkKind::Webhook(_) => "webhook",
+            SinkKind::S3(_) => "s3",
         }
     }
+
+    /// Where the sink delivers, for `check`'s summary (no secrets).
+    pub fn target(&self) -> String {
+        match self {
+            SinkKind::File { path, .. } => path.display().to_string(),
+            SinkKind::Log { level } => format!("level {level}"),
+            SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
+            SinkKind::Sqs { queue_url } => queue_url.clone(),
+            SinkKind::Email(e) => {
+                let mode = match e.mode {
+                    EmailMode::Immediate => "immediate".to_owned(),
+                    EmailMode::Digest { window, .. } => format!("digest every {}s", window.as_secs()),
+                };
+                format!("{} via {}:{} ({mode})", e.to.join(", "), e.host, e.port)
+            }
+            SinkKind::Webhook(w) => format!("{} ({})", redact_url(&w.url), w.format.as_str()),
+            SinkKind::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
+        }
+    }
+}
+
+/// A URL without its path and query, which may hold a token (Slack's do).
+fn redact_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let scheme = url.split_once("://").map_or("https", |(scheme, _)| scheme);
+    if host.len() == rest.len() { url.to_owned() } else { format!("{scheme}://{host}/...") }
+}
+
+/// A password or key: kept out of `Debug` output and so out of logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// An `email` sink's options.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub mode: EmailMode,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub from: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+    /// Minijinja templates (their text) replacing the built-in subject line,
+    /// text body and HTML body.
+    pub subject: Option<String>,
+    pub text_template: Option<String>,
+    pub html_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailMode {
+    /// One email per notification.
+    Immediate,
+    /// One email per window listing its notifications, `max_rows` of them in full.
+    Digest { window: Duration, max_rows: usize },
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain connection upgraded with STARTTLS, which is required.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption: accepted for a loopback host only.
+    None,
+}
+
+/// A `webhook` sink's options.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub secret: Option<Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// The notification and its routing decision.
+    Json,
+    /// A Slack message for an incoming webhook.
+    Slack,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Json => "json",
+            WebhookFormat::Slack => "slack",
+        }
+    }
+}
+
+/// An `s3` sink's options.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    pub bucket: String,
+    /// Without a trailing slash; may be empty.
+    pub prefix: String,
+    pub batch_max: usize,
+    pub batch_window: Duration,
 }
 
 /// One problem in the config, at a key path such as `routes[2].sinks[0]`.

@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawMatch, RawRoute, RawSink, RawSource};
-use super::{Aws, Config, Issue, Sink, SinkKind, Source};
+use super::raw::{RawConfig, RawEmailSink, RawMatch, RawRoute, RawS3Sink, RawSink, RawSource, RawWebhookSink};
+use super::{Aws, Config, Email, EmailMode, Issue, S3, Secret, Sink, SinkKind, Source, Tls, Webhook, WebhookFormat};
 use crate::notification::Kind;
 use crate::route::{KindSet, Matcher, Patterns, Route, Router, SinkId};
 
@@ -17,6 +18,13 @@ const DEFAULT_RECEIVERS: u32 = 4;
 const DEFAULT_WAIT_TIME_SECS: u32 = 20;
 const MESSAGES_PER_RECEIVE: u32 = 10;
 const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 25;
+const DEFAULT_DIGEST_WINDOW_SECS: u64 = 3600;
+const DEFAULT_DIGEST_MAX: u32 = 100;
+const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 10;
+const DEFAULT_S3_PREFIX: &str = "sesroute";
+const DEFAULT_S3_BATCH_MAX: u64 = 1000;
+const DEFAULT_S3_BATCH_WINDOW_SECS: u64 = 60;
 /// SQS's own limits.
 const MAX_WAIT_TIME_SECS: u32 = 20;
 const MAX_VISIBILITY_TIMEOUT_SECS: u32 = 43_200;
@@ -126,6 +134,13 @@ fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
             if name.trim().is_empty() {
                 issues.push("sinks", "a sink name is empty");
             }
+            let max_per_minute = sink.max_per_minute().and_then(|n| {
+                let limit = NonZeroU32::new(n);
+                if limit.is_none() {
+                    issues.push(format!("{key}.max_per_minute"), "must be at least 1 (leave it out for no limit)");
+                }
+                limit
+            });
             let kind = match sink {
                 RawSink::File(f) => {
                     if f.path.as_os_str().is_empty() {
@@ -163,10 +178,226 @@ fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
                     check_url(issues, &format!("{key}.queue_url"), &q.queue_url);
                     SinkKind::Sqs { queue_url: q.queue_url }
                 }
+                RawSink::Email(e) => SinkKind::Email(Box::new(email(issues, &key, *e))),
+                RawSink::Webhook(w) => SinkKind::Webhook(webhook(issues, &key, w)),
+                RawSink::S3(b) => SinkKind::S3(s3(issues, &key, b)),
             };
-            Sink { name, kind }
+            Sink { name, kind, max_per_minute }
         })
         .collect()
+}
+
+fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
+    let mode = match raw.mode.as_deref().unwrap_or("immediate") {
+        "immediate" => EmailMode::Immediate,
+        "digest" => EmailMode::Digest {
+            window: Duration::from_secs(positive(
+                issues,
+                &format!("{key}.digest_window_secs"),
+                raw.digest_window_secs,
+                DEFAULT_DIGEST_WINDOW_SECS,
+            )),
+            max_rows: usize::try_from(raw.digest_max.unwrap_or(DEFAULT_DIGEST_MAX)).unwrap_or(usize::MAX),
+        },
+        other => {
+            issues.push(format!("{key}.mode"), format!("{other:?} is not one of immediate, digest"));
+            EmailMode::Immediate
+        }
+    };
+    if mode == EmailMode::Immediate {
+        for (name, set) in [("digest_window_secs", raw.digest_window_secs.is_some()), ("digest_max", raw.digest_max.is_some())] {
+            if set {
+                issues.push(format!("{key}.{name}"), "only applies with mode = \"digest\"");
+            }
+        }
+    }
+    if raw.to.is_empty() {
+        issues.push(format!("{key}.to"), "is empty: an email needs at least one recipient");
+    }
+    for (field, list) in [("to", &raw.to), ("cc", &raw.cc)] {
+        for (j, address) in list.iter().enumerate() {
+            check_mailbox(issues, &format!("{key}.{field}[{j}]"), address);
+        }
+    }
+    check_mailbox(issues, &format!("{key}.from"), &raw.from);
+    if raw.host.trim().is_empty() {
+        issues.push(format!("{key}.host"), "is empty");
+    }
+    let tls = match raw.tls.as_deref().unwrap_or("starttls") {
+        "starttls" => Tls::StartTls,
+        "tls" => Tls::Tls,
+        "none" => {
+            if !is_loopback(&raw.host) {
+                issues.push(
+                    format!("{key}.tls"),
+                    format!("\"none\" sends mail and password in clear text: only allowed for a loopback host, not {:?}", raw.host),
+                );
+            }
+            Tls::None
+        }
+        other => {
+            issues.push(format!("{key}.tls"), format!("{other:?} is not one of starttls, tls, none"));
+            Tls::StartTls
+        }
+    };
+    let port = raw.port.unwrap_or(match tls {
+        Tls::StartTls => 587,
+        Tls::Tls => 465,
+        Tls::None => 25,
+    });
+    if port == 0 {
+        issues.push(format!("{key}.port"), "must be 1 to 65535");
+    }
+    if raw.password.is_some() {
+        issues.push(
+            format!("{key}.password"),
+            "is not read from the config file: use password_env (an environment variable) or password_file",
+        );
+    }
+    let password = secret(issues, key, "password", None, raw.password_env, raw.password_file);
+    if password.is_some() && raw.username.is_none() {
+        issues.push(format!("{key}.username"), "is missing: a password is set but no username");
+    }
+    if raw.username.is_some() && password.is_none() {
+        issues.push(format!("{key}.password_env"), "is missing: a username is set but no password_env or password_file");
+    }
+    let timeout = Duration::from_secs(positive(issues, &format!("{key}.timeout_secs"), raw.timeout_secs, DEFAULT_SMTP_TIMEOUT_SECS));
+    let subject = raw.subject.inspect(|t| check_template(issues, &format!("{key}.subject"), t));
+    let text_template = template_file(issues, &format!("{key}.text_template"), raw.text_template.as_deref());
+    let html_template = template_file(issues, &format!("{key}.html_template"), raw.html_template.as_deref());
+    Email {
+        mode,
+        to: raw.to,
+        cc: raw.cc,
+        from: raw.from,
+        host: raw.host,
+        port,
+        tls,
+        username: raw.username,
+        password,
+        timeout,
+        subject,
+        text_template,
+        html_template,
+    }
+}
+
+fn webhook(issues: &mut Issues, key: &str, raw: RawWebhookSink) -> Webhook {
+    check_url(issues, &format!("{key}.url"), &raw.url);
+    let format = match raw.format.as_deref().unwrap_or("json") {
+        "json" => WebhookFormat::Json,
+        "slack" => WebhookFormat::Slack,
+        other => {
+            issues.push(format!("{key}.format"), format!("{other:?} is not one of json, slack"));
+            WebhookFormat::Json
+        }
+    };
+    let secret = secret(issues, key, "secret", raw.secret, raw.secret_env, raw.secret_file);
+    let timeout =
+        Duration::from_secs(positive(issues, &format!("{key}.timeout_secs"), raw.timeout_secs, DEFAULT_WEBHOOK_TIMEOUT_SECS));
+    Webhook { url: raw.url, format, secret, timeout }
+}
+
+fn s3(issues: &mut Issues, key: &str, raw: RawS3Sink) -> S3 {
+    // S3's bucket naming rules, in short: 3 to 63 lowercase letters, digits, dots and dashes.
+    let bucket_ok = (3..=63).contains(&raw.bucket.len())
+        && raw.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !bucket_ok {
+        issues.push(format!("{key}.bucket"), format!("{:?} is not an S3 bucket name (3 to 63 of a-z, 0-9, . and -)", raw.bucket));
+    }
+    let prefix = raw.prefix.unwrap_or_else(|| DEFAULT_S3_PREFIX.to_owned()).trim_matches('/').to_owned();
+    let batch_max = positive(issues, &format!("{key}.batch_max"), raw.batch_max.map(u64::from), DEFAULT_S3_BATCH_MAX);
+    let batch_window =
+        Duration::from_secs(positive(issues, &format!("{key}.batch_window_secs"), raw.batch_window_secs, DEFAULT_S3_BATCH_WINDOW_SECS));
+    S3 { bucket: raw.bucket, prefix, batch_max: usize::try_from(batch_max).unwrap_or(usize::MAX), batch_window }
+}
+
+/// A number that must be at least 1, or its default.
+fn positive(issues: &mut Issues, key: &str, value: Option<u64>, default: u64) -> u64 {
+    match value {
+        Some(0) => {
+            issues.push(key, "must be at least 1");
+            default
+        }
+        Some(v) => v,
+        None => default,
+    }
+}
+
+/// An address as a mail header takes it: `a@b.test` or `Name <a@b.test>`.
+fn check_mailbox(issues: &mut Issues, key: &str, address: &str) {
+    if let Err(e) = address.parse::<lettre::message::Mailbox>() {
+        issues.push(key, format!("{address:?} is not an email address: {e}"));
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A secret given inline (where allowed), by environment variable, or by file:
+/// at most one of them. Read now, so `check` reports a missing one.
+fn secret(
+    issues: &mut Issues,
+    key: &str,
+    name: &str,
+    inline: Option<String>,
+    env: Option<String>,
+    file: Option<std::path::PathBuf>,
+) -> Option<Secret> {
+    let given = usize::from(inline.is_some()) + usize::from(env.is_some()) + usize::from(file.is_some());
+    if given > 1 {
+        issues.push(format!("{key}.{name}"), format!("give only one of {name}, {name}_env, {name}_file"));
+        return None;
+    }
+    let value = if let Some(value) = inline {
+        value
+    } else if let Some(var) = env {
+        match std::env::var(&var) {
+            Ok(value) => value,
+            Err(_) => {
+                issues.push(format!("{key}.{name}_env"), format!("environment variable {var} is not set"));
+                return None;
+            }
+        }
+    } else if let Some(path) = file {
+        match std::fs::read_to_string(&path) {
+            // A trailing newline is the file's, not the secret's.
+            Ok(value) => value.trim_end_matches(['\n', '\r']).to_owned(),
+            Err(e) => {
+                issues.push(format!("{key}.{name}_file"), format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
+        }
+    } else {
+        return None;
+    };
+    if value.is_empty() {
+        issues.push(format!("{key}.{name}"), "is empty");
+        return None;
+    }
+    Some(Secret(value))
+}
+
+fn check_template(issues: &mut Issues, key: &str, source: &str) {
+    if let Err(e) = minijinja::Environment::new().template_from_str(source) {
+        issues.push(key, format!("is not a valid template: {e}"));
+    }
+}
+
+fn template_file(issues: &mut Issues, key: &str, path: Option<&std::path::Path>) -> Option<String> {
+    let path = path?;
+    match std::fs::read_to_string(path) {
+        Ok(source) => {
+            check_template(issues, key, &source);
+            Some(source)
+        }
+        Err(e) => {
+            issues.push(key, format!("cannot read {}: {e}", path.display()));
+            None
+        }
+    }
 }
 
 /// SNS subjects: 1 to 100 printable ASCII characters, no line breaks.

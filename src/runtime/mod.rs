@@ -130,7 +130,9 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             Some(routing) = reloads.recv() => {
                 let config = routing.config.clone();
-                shared.routing.store(Arc::new(routing));
+                // Digests and archive batches of the old sinks go out now; messages
+                // in flight with the old routing still finish with it.
+                shared.routing.swap(Arc::new(routing)).sinks.flush_now();
                 start(&config, &mut running);
                 info!(routes = config.router.routes().len(), sinks = config.sinks.len(), sources = config.sources.len(), "config reloaded");
             }
@@ -143,6 +145,8 @@ pub async fn run(
     for receiver in running.into_values().flat_map(|r| r.receivers).chain(stopped) {
         let _ = receiver.await;
     }
+    // Nothing more will join a digest or an archive batch: send them within the grace period.
+    shared.routing.load().sinks.flush_now();
     tracker.close();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(unfinished = tracker.len(), "shutdown grace period over: unfinished messages stay in their queues");

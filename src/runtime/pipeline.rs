@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, error, field, info, info_span, warn};
 
 use super::{Routing, Shared, Stats};
@@ -42,7 +43,7 @@ enum Outcome {
 }
 
 /// Processes one received message; never panics, never loses it.
-pub async fn process(ctx: Arc<Context>, message: Received) {
+pub async fn process(ctx: Arc<Context>, mut message: Received) {
     let span = info_span!(
         "message",
         queue = %ctx.queue.name,
@@ -60,8 +61,9 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
         // Messages in flight finish with the routing they started with.
         let routing = ctx.shared.routing.load_full();
         let shared = &ctx.shared;
+        let permit = message.permit.take();
         let (action, outcome) = tokio::select! {
-            done = handle(&ctx, &routing, &message) => done,
+            done = handle(&ctx, &routing, &message, permit) => done,
             () = shared.abort.cancelled() => {
                 warn!("shutdown: left in the queue unfinished");
                 return;
@@ -72,8 +74,8 @@ pub async fn process(ctx: Arc<Context>, message: Received) {
             Action::Delete(delivered) => {
                 // Done with the body: its in-flight slot can take the next message
                 // while the delete waits for its batch.
-                let Received { message_id, receipt_handle, permit, body, .. } = message;
-                drop((permit, body));
+                let Received { message_id, receipt_handle, body, .. } = message;
+                drop(body);
                 match ctx.queue.delete(receipt_handle).await {
                     Ok(()) => shared.memory.forget(&message_id),
                     Err(e) => {
@@ -107,7 +109,12 @@ fn retry_delay(receive_count: u32) -> Duration {
 
 /// Parses, routes and delivers one message; says what to do with it in SQS
 /// and names the outcome for the metrics.
-async fn handle(ctx: &Context, routing: &Routing, message: &Received) -> (Action, &'static str) {
+async fn handle(
+    ctx: &Context,
+    routing: &Routing,
+    message: &Received,
+    permit: Option<OwnedSemaphorePermit>,
+) -> (Action, &'static str) {
     let stats = &ctx.shared.stats;
     let origin = Origin { queue: &ctx.queue.name, sqs_message_id: &message.message_id };
     let mut scratch = String::new();
@@ -145,7 +152,7 @@ async fn handle(ctx: &Context, routing: &Routing, message: &Received) -> (Action
     let item = Item::Notification { notification: &notification, routes: &routes };
     let already = ctx.shared.memory.sinks(&message.message_id);
     let pending: Vec<SinkId> = decision.sinks.iter().copied().filter(|s| !already.contains(s)).collect();
-    let results = with_heartbeat(ctx, message, deliver(&routing.sinks, origin, item, &pending)).await;
+    let results = with_heartbeat(ctx, message, deliver(&routing.sinks, origin, item, &pending, permit)).await;
 
     let delivered: Vec<SinkId> = results.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| *s).collect();
     let outcome = results
@@ -179,7 +186,29 @@ async fn handle(ctx: &Context, routing: &Routing, message: &Received) -> (Action
 }
 
 /// Delivers to each sink concurrently; one log line per failed delivery.
+///
+/// Once only sinks that hold items for a batch window (digests, the archive)
+/// are left, the in-flight slot is given back: a message waiting an hour for
+/// its digest must not keep the source from receiving more.
 async fn deliver(
+    sinks: &Sinks,
+    origin: Origin<'_>,
+    item: Item<'_>,
+    ids: &[SinkId],
+    permit: Option<OwnedSemaphorePermit>,
+) -> Vec<(SinkId, Result<(), SinkError>)> {
+    let (held, direct): (Vec<SinkId>, Vec<SinkId>) = ids.iter().partition(|id| sinks.get(**id).1.holds());
+    let direct = async {
+        let results = deliver_each(sinks, origin, item, &direct).await;
+        drop(permit);
+        results
+    };
+    let (mut results, held) = tokio::join!(direct, deliver_each(sinks, origin, item, &held));
+    results.extend(held);
+    results
+}
+
+async fn deliver_each(
     sinks: &Sinks,
     origin: Origin<'_>,
     item: Item<'_>,
@@ -226,22 +255,28 @@ async fn dead_letter(ctx: &Context, routing: &Routing, origin: Origin<'_>, body:
 }
 
 /// Runs `work` while keeping the message invisible: past half the visibility
-/// timeout, its visibility is extended, again and again until `work` is done.
+/// timeout its visibility is extended, again and again until `work` is done.
+/// The longer it has waited, the longer each extension (up to 15 minutes), so
+/// a message held an hour for a digest costs a handful of calls, not hundreds.
 async fn with_heartbeat<F: std::future::Future>(ctx: &Context, message: &Received, work: F) -> F::Output {
-    let half = ctx.visibility_timeout / 2;
-    if half.is_zero() {
+    const MAX_EXTENSION: Duration = Duration::from_secs(900);
+    let base = ctx.visibility_timeout;
+    if (base / 2).is_zero() {
         return work.await;
     }
     tokio::pin!(work);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+    let started = tokio::time::Instant::now();
+    let mut next = started + base / 2;
     loop {
         tokio::select! {
             output = &mut work => return output,
-            _ = ticks.tick() => {
-                match ctx.queue.set_visibility(&message.receipt_handle, ctx.visibility_timeout).await {
-                    Ok(()) => info!(visibility_timeout_secs = ctx.visibility_timeout.as_secs(), "sinks are slow: visibility extended"),
+            () = tokio::time::sleep_until(next) => {
+                let extension = base.max(started.elapsed().min(MAX_EXTENSION));
+                match ctx.queue.set_visibility(&message.receipt_handle, extension).await {
+                    Ok(()) => info!(visibility_timeout_secs = extension.as_secs(), "still delivering: visibility extended"),
                     Err(e) => warn!(error = %e, "could not extend visibility"),
                 }
+                next = tokio::time::Instant::now() + extension / 2;
             }
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_sns::error::{BuildError, ProvideErrorMetadata, SdkError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
 
 use super::{Item, Origin, SinkError};
 
@@ -43,6 +44,8 @@ type Reply<R> = oneshot::Sender<Result<R, SinkError>>;
 /// batcher is dropped, after the items already submitted are flushed.
 pub struct Batcher<T, R> {
     tx: mpsc::Sender<(T, Reply<R>)>,
+    /// Once cancelled, batches go out without waiting for their linger.
+    hurry: CancellationToken,
 }
 
 impl<T, R> fmt::Debug for Batcher<T, R> {
@@ -60,8 +63,15 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| format!("cannot start its batcher: {e}"))?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        runtime.spawn(collect(rx, options, Arc::new(flush)));
-        Ok(Batcher { tx })
+        let hurry = CancellationToken::new();
+        runtime.spawn(collect(rx, options, hurry.clone(), Arc::new(flush)));
+        Ok(Batcher { tx, hurry })
+    }
+
+    /// From now on, flushes what is waiting at once instead of at the end of
+    /// its linger (at shutdown, or when a reload retires this batcher).
+    pub fn hurry(&self) {
+        self.hurry.cancel();
     }
 
     /// Hands `item` to the next batch and waits for its own result.
@@ -75,8 +85,12 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
-async fn collect<T, R, F, Fut>(mut rx: mpsc::Receiver<(T, Reply<R>)>, options: Options, flush: Arc<F>)
-where
+async fn collect<T, R, F, Fut>(
+    mut rx: mpsc::Receiver<(T, Reply<R>)>,
+    options: Options,
+    hurry: CancellationToken,
+    flush: Arc<F>,
+) where
     T: Send + 'static,
     R: Send + 'static,
     F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
@@ -90,9 +104,20 @@ where
         let deadline = Instant::now() + options.linger;
         while pending.len() < max {
             let room = max - pending.len();
-            match timeout_at(deadline, rx.recv_many(&mut pending, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            tokio::select! {
+                biased;
+                () = hurry.cancelled() => {
+                    // Whatever is already queued still joins this batch.
+                    while pending.len() < max {
+                        let Ok(next) = rx.try_recv() else { break };
+                        pending.push(next);
+                    }
+                    break;
+                }
+                received = timeout_at(deadline, rx.recv_many(&mut pending, room)) => match received {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                },
             }
         }
         // While every flush is busy the channel keeps filling, so the next batch is fuller.

@@ -95,8 +95,9 @@ fn open_error(path: &Path, error: &io::Error) -> String {
     }
 }
 
-/// The item as one JSON line, newline included.
-fn line(origin: Origin<'_>, item: Item<'_>) -> Result<Vec<u8>, SinkError> {
+/// The item as one JSON line, newline included: the record the file sink,
+/// the S3 archive and the JSON webhook all write.
+pub(super) fn line(origin: Origin<'_>, item: Item<'_>) -> Result<Vec<u8>, SinkError> {
     let mut line = match item {
         Item::Notification { notification: n, routes } => {
             // Raw control characters cannot occur inside JSON strings, so a line

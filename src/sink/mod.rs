@@ -6,11 +6,16 @@
 //! results into the message's outcome.
 
 mod batch;
+mod email;
 mod file;
 mod log;
+pub mod report;
+mod s3;
 mod sns;
 mod sqs;
+mod webhook;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use crate::config::{Config, SinkKind};
@@ -61,27 +66,88 @@ impl SinkError {
     }
 }
 
+/// At most so many sends a minute: a sink waits for its turn (its messages
+/// stay in SQS meanwhile, their visibility extended), nothing is dropped.
+#[derive(Debug, Clone)]
+pub struct RateLimit(Arc<governor::DefaultDirectRateLimiter>);
+
+impl RateLimit {
+    pub fn per_minute(limit: NonZeroU32) -> RateLimit {
+        RateLimit(Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(limit))))
+    }
+
+    /// Waits until one more send is allowed.
+    pub async fn wait(&self) {
+        self.0.until_ready().await;
+    }
+
+    /// Waits for the turn of `limit`, if there is one.
+    pub async fn wait_for(limit: Option<&RateLimit>) {
+        if let Some(limit) = limit {
+            limit.wait().await;
+        }
+    }
+}
+
 /// One opened sink.
 #[derive(Debug)]
-pub enum Sink {
+pub struct Sink {
+    kind: Kind,
+    /// Applied here per delivery, or by a batching sink per batch it sends.
+    limit: Option<RateLimit>,
+}
+
+#[derive(Debug)]
+enum Kind {
     File(file::FileSink),
     Log(log::LogSink),
     Sns(sns::SnsSink),
     Sqs(sqs::SqsSink),
+    Email(email::EmailSink),
+    Webhook(webhook::WebhookSink),
+    S3(s3::S3Sink),
 }
 
 impl Sink {
     /// Delivers one item; returns once the sink has it (written and flushed,
-    /// or accepted by AWS).
+    /// accepted by AWS, by the SMTP server, by the web server; for a digest or
+    /// the archive, once the batch it joined is sent).
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
-        match self {
-            Sink::File(sink) => sink.deliver(origin, item).await,
-            Sink::Log(sink) => {
+        if !self.holds() {
+            RateLimit::wait_for(self.limit.as_ref()).await;
+        }
+        match &self.kind {
+            Kind::File(sink) => sink.deliver(origin, item).await,
+            Kind::Log(sink) => {
                 sink.deliver(origin, item);
                 Ok(())
             }
-            Sink::Sns(sink) => sink.deliver(origin, item).await,
-            Sink::Sqs(sink) => sink.deliver(origin, item).await,
+            Kind::Sns(sink) => sink.deliver(origin, item).await,
+            Kind::Sqs(sink) => sink.deliver(origin, item).await,
+            Kind::Email(sink) => sink.deliver(origin, item).await,
+            Kind::Webhook(sink) => sink.deliver(origin, item).await,
+            Kind::S3(sink) => sink.deliver(origin, item).await,
+        }
+    }
+
+    /// Whether a delivery waits for a batch window (an email digest, the S3
+    /// archive) rather than for the sink itself: the message then needs no
+    /// in-flight slot while it waits.
+    pub fn holds(&self) -> bool {
+        match &self.kind {
+            Kind::Email(sink) => sink.is_digest(),
+            Kind::S3(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Sends what the sink holds now rather than at the end of its window,
+    /// and from now on without waiting (at shutdown, or when a reload retires it).
+    pub fn flush_now(&self) {
+        match &self.kind {
+            Kind::Email(sink) => sink.flush_now(),
+            Kind::S3(sink) => sink.flush_now(),
+            _ => {}
         }
     }
 }
@@ -103,18 +169,29 @@ impl Sinks {
     pub async fn open(config: &Config, aws: &aws_config::SdkConfig) -> Result<Sinks, OpenError> {
         let mut sinks = Vec::with_capacity(config.sinks.len());
         for sink in &config.sinks {
-            let opened = match &sink.kind {
-                SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Sink::File),
-                SinkKind::Log { level } => Ok(Sink::Log(log::LogSink::new(&sink.name, *level))),
+            let limit = sink.max_per_minute.map(RateLimit::per_minute);
+            let kind = match &sink.kind {
+                SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Kind::File),
+                SinkKind::Log { level } => Ok(Kind::Log(log::LogSink::new(&sink.name, *level))),
                 SinkKind::Sns { topic_arn, subject } => {
-                    sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Sink::Sns)
+                    sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Kind::Sns)
                 }
-                SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Sink::Sqs),
+                SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
+                SinkKind::Email(options) => email::EmailSink::open(&sink.name, options, limit.clone()).map(Kind::Email),
+                SinkKind::Webhook(options) => webhook::WebhookSink::new(&sink.name, options).map(Kind::Webhook),
+                SinkKind::S3(options) => s3::S3Sink::new(aws, &sink.name, options, limit.clone()).map(Kind::S3),
             };
-            let opened = opened.map_err(|reason| OpenError { name: sink.name.clone(), reason })?;
-            sinks.push((sink.name.clone(), opened));
+            let kind = kind.map_err(|reason| OpenError { name: sink.name.clone(), reason })?;
+            sinks.push((sink.name.clone(), Sink { kind, limit }));
         }
         Ok(Sinks(Arc::new(sinks)))
+    }
+
+    /// [`Sink::flush_now`] on every sink.
+    pub fn flush_now(&self) {
+        for (_, sink) in self.0.iter() {
+            sink.flush_now();
+        }
     }
 
     pub fn get(&self, id: crate::route::SinkId) -> (&str, &Sink) {

@@ -34,8 +34,9 @@ pub struct Received {
     pub receive_count: u32,
     /// How long ago the message was first sent to the queue (`SentTimestamp`).
     pub age: Option<Duration>,
-    /// Holds one in-flight slot until the message is done with.
-    pub permit: OwnedSemaphorePermit,
+    /// Holds one in-flight slot until the message is done with, or waits only
+    /// for batching sinks (taken out by the pipeline).
+    pub permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A queue, shared by its receive loops and its pipeline tasks.
@@ -146,7 +147,7 @@ impl Queue {
                 receive_count: receive_count(&message),
                 age: age(&message),
                 body: message.body.unwrap_or_default(),
-                permit,
+                permit: Some(permit),
             });
         }
         Ok(received)

@@ -1,0 +1,308 @@
+//! A notification as a person reads it: what happened, when, from which
+//! sender, to whom, and why. The email and Slack sinks render these.
+//!
+//! Routing needs only a few fields, so [`Notification`] keeps only those; the
+//! rest (per-recipient status and diagnostic code, the subject, a reject
+//! reason) is read here from the SES JSON, once per delivery to a people sink.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::Origin;
+use crate::notification::address;
+use crate::notification::{Kind, Notification};
+
+/// One notification, owned and ready for a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// `bounce`, `complaint`, `delivery-delay`, ...
+    pub kind: &'static str,
+    /// A short headline: "Permanent bounce (General)", "Complaint (abuse)", ...
+    pub headline: String,
+    /// When it happened, as SES wrote it (the event's own time, else the mail's).
+    pub time: String,
+    /// The bare sender address; empty when SES gave none.
+    pub sender: String,
+    /// The part of `sender` after the `@`.
+    pub sender_domain: String,
+    /// The sent mail's subject line, when SES included the headers.
+    pub subject: Option<String>,
+    /// SES's message id of the sent mail.
+    pub message_id: String,
+    /// The recipients this is about, with what their servers said.
+    pub recipients: Vec<RecipientReport>,
+    pub bounce_type: Option<String>,
+    pub bounce_subtype: Option<String>,
+    pub complaint_type: Option<String>,
+    /// Why, when the event says so and no recipient does: a reject reason, a
+    /// rendering error, a delay type, a clicked link.
+    pub reason: Option<String>,
+    /// The routes that sent it here.
+    pub routes: Vec<String>,
+    /// The `[[sources]]` name it was received from.
+    pub queue: String,
+}
+
+/// One affected recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecipientReport {
+    pub address: String,
+    /// The DSN status, such as `5.1.1`.
+    pub status: Option<String>,
+    /// The remote server's answer, such as `smtp; 550 5.1.1 user unknown`.
+    pub diagnostic_code: Option<String>,
+}
+
+impl Report {
+    pub fn new(origin: Origin<'_>, notification: &Notification<'_>, routes: &[&str]) -> Report {
+        // The typed parse already accepted this JSON; a failure here only loses the extras.
+        let extra: Extra<'_> = serde_json::from_str(&notification.ses_json).unwrap_or_default();
+        let sender = notification.source.to_string();
+        let sender_domain = sender.rsplit_once('@').map(|(_, domain)| domain.to_owned()).unwrap_or_default();
+        let detail = &notification.detail;
+        let owned = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
+        let (event_time, recipients, reason) = extra.event(notification.kind);
+        let recipients = if recipients.is_empty() {
+            notification
+                .recipients
+                .iter()
+                .map(|a| RecipientReport { address: a.to_string(), status: None, diagnostic_code: None })
+                .collect()
+        } else {
+            recipients
+        };
+        Report {
+            kind: notification.kind.as_str(),
+            headline: headline(notification),
+            time: event_time.or_else(|| owned(&notification.timestamp)).unwrap_or_default(),
+            sender,
+            sender_domain,
+            subject: extra.mail.common_headers.subject.map(Cow::into_owned),
+            message_id: notification.message_id.to_string(),
+            recipients,
+            bounce_type: owned(&detail.bounce_type),
+            bounce_subtype: owned(&detail.bounce_subtype),
+            complaint_type: owned(&detail.complaint_type),
+            reason,
+            routes: routes.iter().map(|r| (*r).to_owned()).collect(),
+            queue: origin.queue.to_owned(),
+        }
+    }
+
+    /// The recipients' addresses, comma-separated.
+    pub fn recipient_list(&self) -> String {
+        self.recipients.iter().map(|r| r.address.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn headline(n: &Notification<'_>) -> String {
+    let d = &n.detail;
+    match n.kind {
+        Kind::Bounce => {
+            let kind = d.bounce_type.as_deref().unwrap_or("Undetermined");
+            match d.bounce_subtype.as_deref() {
+                Some(sub) => format!("{kind} bounce ({sub})"),
+                None => format!("{kind} bounce"),
+            }
+        }
+        Kind::Complaint => match d.complaint_type.as_deref() {
+            Some(t) => format!("Complaint ({t})"),
+            None => "Complaint".to_owned(),
+        },
+        Kind::Delivery => "Delivered".to_owned(),
+        Kind::Send => "Sent".to_owned(),
+        Kind::Reject => "Rejected by SES".to_owned(),
+        Kind::Open => "Opened".to_owned(),
+        Kind::Click => "Link clicked".to_owned(),
+        Kind::RenderingFailure => "Template rendering failed".to_owned(),
+        Kind::DeliveryDelay => "Delivery delayed".to_owned(),
+        Kind::Subscription => "Subscription preferences changed".to_owned(),
+    }
+}
+
+/// The fields of the SES JSON only people care about; every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Extra<'a> {
+    #[serde(borrow)]
+    mail: Mail<'a>,
+    #[serde(borrow)]
+    bounce: Option<Event<'a>>,
+    #[serde(borrow)]
+    complaint: Option<Event<'a>>,
+    #[serde(borrow)]
+    delivery: Option<Event<'a>>,
+    #[serde(borrow)]
+    delivery_delay: Option<Event<'a>>,
+    #[serde(borrow)]
+    reject: Option<Event<'a>>,
+    #[serde(borrow)]
+    failure: Option<Event<'a>>,
+    #[serde(borrow)]
+    open: Option<Event<'a>>,
+    #[serde(borrow)]
+    click: Option<Event<'a>>,
+    #[serde(borrow)]
+    subscription: Option<Event<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Mail<'a> {
+    #[serde(borrow)]
+    common_headers: Headers<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Headers<'a> {
+    #[serde(borrow)]
+    subject: Option<Cow<'a, str>>,
+}
+
+/// Any event payload: the union of the fields read from them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Event<'a> {
+    #[serde(deserialize_with = "text")]
+    timestamp: Option<String>,
+    #[serde(borrow)]
+    bounced_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    complained_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    delayed_recipients: Vec<Recipient<'a>>,
+    /// Delivery: plain addresses, one SMTP response for all.
+    #[serde(borrow)]
+    recipients: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    smtp_response: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    error_message: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delay_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    link: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    complaint_sub_type: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Recipient<'a> {
+    #[serde(borrow)]
+    email_address: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    diagnostic_code: Option<Cow<'a, str>>,
+}
+
+/// A timestamp SES may write as a string or a number; anything else is dropped.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+impl Extra<'_> {
+    /// The event's time, its recipients with details, and a reason, for `kind`.
+    fn event(&self, kind: Kind) -> (Option<String>, Vec<RecipientReport>, Option<String>) {
+        let event = match kind {
+            Kind::Bounce => &self.bounce,
+            Kind::Complaint => &self.complaint,
+            Kind::Delivery => &self.delivery,
+            Kind::DeliveryDelay => &self.delivery_delay,
+            Kind::Reject => &self.reject,
+            Kind::RenderingFailure => &self.failure,
+            Kind::Open => &self.open,
+            Kind::Click => &self.click,
+            Kind::Subscription => &self.subscription,
+            Kind::Send => &None,
+        };
+        let Some(event) = event else { return (None, Vec::new(), None) };
+        let listed = match kind {
+            Kind::Bounce => &event.bounced_recipients,
+            Kind::Complaint => &event.complained_recipients,
+            _ => &event.delayed_recipients,
+        };
+        let mut recipients: Vec<RecipientReport> = listed
+            .iter()
+            .filter_map(|r| {
+                Some(RecipientReport {
+                    address: address::bare(r.email_address.as_deref()?)?.into_owned(),
+                    status: r.status.as_deref().map(str::to_owned),
+                    diagnostic_code: r.diagnostic_code.as_deref().map(str::to_owned),
+                })
+            })
+            .collect();
+        if kind == Kind::Delivery {
+            recipients = event
+                .recipients
+                .iter()
+                .filter_map(|a| address::bare(a))
+                .map(|a| RecipientReport {
+                    address: a.into_owned(),
+                    status: None,
+                    diagnostic_code: event.smtp_response.as_deref().map(str::to_owned),
+                })
+                .collect();
+        }
+        let reason = [&event.reason, &event.error_message, &event.delay_type, &event.link, &event.complaint_sub_type]
+            .into_iter()
+            .find_map(|r| r.as_deref().map(str::to_owned));
+        (event.timestamp.clone(), recipients, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::{Parsed, parse};
+
+    fn report(body: &str) -> Report {
+        let mut scratch = String::new();
+        let Ok(Parsed::Notification(n)) = parse(body, &mut scratch) else { panic!("a notification") };
+        Report::new(Origin { queue: "q", sqs_message_id: "m" }, &n, &["r"])
+    }
+
+    #[test]
+    fn a_bounce_names_each_recipient_with_status_and_diagnostic() {
+        let r = report(
+            r#"{"notificationType":"Bounce","mail":{"timestamp":"2026-01-01T00:00:00.000Z","source":"App <App@Dev.Acme.test>",
+            "messageId":"m1","destination":["a@x.test"],"commonHeaders":{"subject":"Hi"}},
+            "bounce":{"bounceType":"Permanent","bounceSubType":"General","timestamp":"2026-01-01T00:00:01.000Z",
+            "bouncedRecipients":[{"emailAddress":"A@x.test","status":"5.1.1","diagnosticCode":"smtp; 550 no"}]}}"#,
+        );
+        assert_eq!(r.headline, "Permanent bounce (General)");
+        assert_eq!(r.sender, "app@dev.acme.test");
+        assert_eq!(r.sender_domain, "dev.acme.test");
+        assert_eq!(r.time, "2026-01-01T00:00:01.000Z");
+        assert_eq!(r.subject.as_deref(), Some("Hi"));
+        assert_eq!(
+            r.recipients,
+            [RecipientReport {
+                address: "a@x.test".into(),
+                status: Some("5.1.1".into()),
+                diagnostic_code: Some("smtp; 550 no".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn an_event_without_recipient_details_falls_back_to_the_mails_destination() {
+        let r = report(
+            r#"{"eventType":"Reject","mail":{"timestamp":"2026-01-01T00:00:00.000Z","source":"a@b.test","messageId":"m",
+            "destination":["x@y.test"]},"reject":{"reason":"Bad content"}}"#,
+        );
+        assert_eq!(r.headline, "Rejected by SES");
+        assert_eq!(r.time, "2026-01-01T00:00:00.000Z");
+        assert_eq!(r.reason.as_deref(), Some("Bad content"));
+        assert_eq!(r.recipient_list(), "x@y.test");
+    }
+}
