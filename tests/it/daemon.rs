@@ -7,8 +7,11 @@
 //! note and pass, unless `CI` is set, where they fail.
 
 mod corpus;
+mod email;
 mod harness;
 mod ops;
 mod restarts;
 mod retry;
+mod s3;
 mod unrouted;
+mod webhook;
