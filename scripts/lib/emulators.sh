@@ -4,6 +4,8 @@
 #   emulators_install   # npm ci in emulators/ when node_modules is missing or stale
 #   fauxqs_start        # start fauxqs (SQS, SNS, S3) on 127.0.0.1, wait for /health
 #   fauxqs_stop         # stop it by PID (safe to call twice, or if never started)
+#   smtp_install        # a Python venv with aiosmtpd for emulators/smtp_server.py;
+#                       # exports SMTP_TEST_PYTHON (the email tests start their own servers)
 #
 # fauxqs_start sets the shell variables FAUXQS_PID, FAUXQS_PORT, FAUXQS_LOG
 # (not exported, unless FAUXQS_PORT already was) and exports:
@@ -61,6 +63,20 @@ _emulators_alive() {
     kill -0 "$pid" 2>/dev/null || return 1
     state="$(ps -o stat= -p "$pid" 2>/dev/null || true)"
     [[ -n "$state" && "$state" != Z* ]]
+}
+
+smtp_install() {
+    local venv="$EMULATORS_ROOT/.venv-emulators" wanted="$EMULATORS_DIR/requirements.txt"
+    # Reinstall when the pinned list changed; the venv keeps a copy of what it holds.
+    if ! cmp -s "$wanted" "$venv/requirements.txt" 2>/dev/null; then
+        _emulators_log "python venv with aiosmtpd in $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$wanted"
+        "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
+        cp "$wanted" "$venv/requirements.txt"
+    fi
+    export SMTP_TEST_PYTHON="$venv/bin/python"
 }
 
 fauxqs_start() {

@@ -205,7 +205,9 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
         }
     };
     if mode == EmailMode::Immediate {
-        for (name, set) in [("digest_window_secs", raw.digest_window_secs.is_some()), ("digest_max", raw.digest_max.is_some())] {
+        for (name, set) in
+            [("digest_window_secs", raw.digest_window_secs.is_some()), ("digest_max", raw.digest_max.is_some())]
+        {
             if set {
                 issues.push(format!("{key}.{name}"), "only applies with mode = \"digest\"");
             }
@@ -230,7 +232,10 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
             if !is_loopback(&raw.host) {
                 issues.push(
                     format!("{key}.tls"),
-                    format!("\"none\" sends mail and password in clear text: only allowed for a loopback host, not {:?}", raw.host),
+                    format!(
+                        "\"none\" sends mail and password in clear text: only allowed for a loopback host, not {:?}",
+                        raw.host
+                    ),
                 );
             }
             Tls::None
@@ -259,9 +264,15 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
         issues.push(format!("{key}.username"), "is missing: a password is set but no username");
     }
     if raw.username.is_some() && password.is_none() {
-        issues.push(format!("{key}.password_env"), "is missing: a username is set but no password_env or password_file");
+        issues
+            .push(format!("{key}.password_env"), "is missing: a username is set but no password_env or password_file");
     }
-    let timeout = Duration::from_secs(positive(issues, &format!("{key}.timeout_secs"), raw.timeout_secs, DEFAULT_SMTP_TIMEOUT_SECS));
+    let timeout = Duration::from_secs(positive(
+        issues,
+        &format!("{key}.timeout_secs"),
+        raw.timeout_secs,
+        DEFAULT_SMTP_TIMEOUT_SECS,
+    ));
     let subject = raw.subject.inspect(|t| check_template(issues, &format!("{key}.subject"), t));
     let text_template = template_file(issues, &format!("{key}.text_template"), raw.text_template.as_deref());
     let html_template = template_file(issues, &format!("{key}.html_template"), raw.html_template.as_deref());
@@ -293,8 +304,12 @@ fn webhook(issues: &mut Issues, key: &str, raw: RawWebhookSink) -> Webhook {
         }
     };
     let secret = secret(issues, key, "secret", raw.secret, raw.secret_env, raw.secret_file);
-    let timeout =
-        Duration::from_secs(positive(issues, &format!("{key}.timeout_secs"), raw.timeout_secs, DEFAULT_WEBHOOK_TIMEOUT_SECS));
+    let timeout = Duration::from_secs(positive(
+        issues,
+        &format!("{key}.timeout_secs"),
+        raw.timeout_secs,
+        DEFAULT_WEBHOOK_TIMEOUT_SECS,
+    ));
     Webhook { url: raw.url, format, secret, timeout }
 }
 
@@ -303,12 +318,19 @@ fn s3(issues: &mut Issues, key: &str, raw: RawS3Sink) -> S3 {
     let bucket_ok = (3..=63).contains(&raw.bucket.len())
         && raw.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
     if !bucket_ok {
-        issues.push(format!("{key}.bucket"), format!("{:?} is not an S3 bucket name (3 to 63 of a-z, 0-9, . and -)", raw.bucket));
+        issues.push(
+            format!("{key}.bucket"),
+            format!("{:?} is not an S3 bucket name (3 to 63 of a-z, 0-9, . and -)", raw.bucket),
+        );
     }
     let prefix = raw.prefix.unwrap_or_else(|| DEFAULT_S3_PREFIX.to_owned()).trim_matches('/').to_owned();
     let batch_max = positive(issues, &format!("{key}.batch_max"), raw.batch_max.map(u64::from), DEFAULT_S3_BATCH_MAX);
-    let batch_window =
-        Duration::from_secs(positive(issues, &format!("{key}.batch_window_secs"), raw.batch_window_secs, DEFAULT_S3_BATCH_WINDOW_SECS));
+    let batch_window = Duration::from_secs(positive(
+        issues,
+        &format!("{key}.batch_window_secs"),
+        raw.batch_window_secs,
+        DEFAULT_S3_BATCH_WINDOW_SECS,
+    ));
     S3 { bucket: raw.bucket, prefix, batch_max: usize::try_from(batch_max).unwrap_or(usize::MAX), batch_window }
 }
 
@@ -354,13 +376,11 @@ fn secret(
     let value = if let Some(value) = inline {
         value
     } else if let Some(var) = env {
-        match std::env::var(&var) {
-            Ok(value) => value,
-            Err(_) => {
-                issues.push(format!("{key}.{name}_env"), format!("environment variable {var} is not set"));
-                return None;
-            }
-        }
+        let Ok(value) = std::env::var(&var) else {
+            issues.push(format!("{key}.{name}_env"), format!("environment variable {var} is not set"));
+            return None;
+        };
+        value
     } else if let Some(path) = file {
         match std::fs::read_to_string(&path) {
             // A trailing newline is the file's, not the secret's.

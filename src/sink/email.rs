@@ -1,26 +1,444 @@
-//! The `email` sink: one email per notification, or one digest per window.
+//! The `email` sink: one email per notification (`immediate`), or one digest
+//! per window listing every notification of the window (`digest`), sent over
+//! SMTP with lettre.
+//!
+//! A digest holds its notifications' SQS messages undeleted until the SMTP
+//! server has accepted it: `deliver` returns only then (the pipeline keeps
+//! extending the messages' visibility meanwhile). A failed send fails every
+//! notification of the digest, so their messages stay in SQS and come back,
+//! after the pipeline's backoff, into a later digest.
+//!
+//! Subject and bodies are minijinja templates (built-in defaults in
+//! `email/`). Headers come from the config alone: notification content only
+//! ever reaches the bodies and, stripped of control characters, the subject.
 
-use super::{Item, Origin, RateLimit, SinkError};
-use crate::config::{Email, EmailMode};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
-#[derive(Debug)]
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+use super::report::Report;
+use super::{BatchOptions, Batcher, Item, Origin, RateLimit, SinkError};
+use crate::config::{Email, EmailMode, Tls};
+
+/// A digest goes out early once it holds this many notifications, which
+/// bounds what one digest keeps in memory.
+const DIGEST_MAX_ITEMS: usize = 10_000;
+/// Subject lines are cut to this many characters.
+const MAX_SUBJECT_CHARS: usize = 200;
+/// A dead letter's body is quoted up to this many bytes.
+const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
+
+const IMMEDIATE_SUBJECT: &str = include_str!("email/immediate.subject.j2");
+const IMMEDIATE_TEXT: &str = include_str!("email/immediate.txt.j2");
+const IMMEDIATE_HTML: &str = include_str!("email/immediate.html.j2");
+const DIGEST_SUBJECT: &str = include_str!("email/digest.subject.j2");
+const DIGEST_TEXT: &str = include_str!("email/digest.txt.j2");
+const DIGEST_HTML: &str = include_str!("email/digest.html.j2");
+const DEAD_LETTER_TEXT: &str = include_str!("email/dead-letter.txt.j2");
+
 pub struct EmailSink {
+    mailer: Arc<Mailer>,
+    /// Present in digest mode: collects notifications for one window.
+    digest: Option<Batcher<Report, ()>>,
+}
+
+impl fmt::Debug for EmailSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailSink").field("sink", &self.mailer.sink).field("digest", &self.digest.is_some()).finish()
+    }
+}
+
+/// What sends: the SMTP transport, the addresses, the templates.
+struct Mailer {
+    sink: String,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    templates: Environment<'static>,
+    mode: EmailMode,
+    limit: Option<RateLimit>,
+}
+
+/// What every template sees. For one notification, `notifications` holds it
+/// alone and `n` is it.
+#[derive(Debug, Serialize)]
+struct Context<'a> {
+    /// The sink's name.
+    sink: &'a str,
+    /// `immediate` or `digest`.
+    mode: &'static str,
+    /// The window of a digest, in seconds.
+    window_secs: Option<u64>,
+    /// When the digest was put together, UTC.
+    sent_at: String,
+    /// Notifications in the email, listed or not.
+    total: usize,
+    /// The listed notifications: the first `digest_max`, most serious kinds first.
+    notifications: Vec<&'a Report>,
+    /// The first notification.
+    n: Option<&'a Report>,
+    /// Notifications counted but not listed.
+    omitted: usize,
+    /// Counts by kind, largest first.
+    by_kind: Vec<Count>,
+    /// Counts by sender domain, largest first.
+    by_domain: Vec<Count>,
+    /// Counts by kind of the notifications not listed.
+    omitted_by_kind: Vec<Count>,
+}
+
+#[derive(Debug, Serialize)]
+struct Count {
     name: String,
-    digest: bool,
+    count: usize,
+}
+
+fn counts<'a>(names: impl Iterator<Item = &'a str>) -> Vec<Count> {
+    let mut map: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names {
+        *map.entry(if name.is_empty() { "(none)" } else { name }).or_default() += 1;
+    }
+    let mut counts: Vec<Count> = map.into_iter().map(|(name, count)| Count { name: name.to_owned(), count }).collect();
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    counts
+}
+
+/// Bounces and complaints first: they are what someone has to act on.
+fn severity(kind: &str) -> u8 {
+    match kind {
+        "complaint" => 0,
+        "bounce" => 1,
+        "reject" | "rendering-failure" => 2,
+        "delivery-delay" => 3,
+        _ => 4,
+    }
 }
 
 impl EmailSink {
-    pub fn open(name: &str, options: &Email, _limit: Option<RateLimit>) -> Result<EmailSink, String> {
-        Ok(EmailSink { name: name.to_owned(), digest: matches!(options.mode, EmailMode::Digest { .. }) })
+    pub fn open(name: &str, options: &Email, limit: Option<RateLimit>) -> Result<EmailSink, String> {
+        let mailer = Arc::new(Mailer::new(name, options, limit)?);
+        let digest = match options.mode {
+            EmailMode::Immediate => None,
+            EmailMode::Digest { window, .. } => {
+                let mailer = Arc::clone(&mailer);
+                let options = BatchOptions { max_items: DIGEST_MAX_ITEMS, linger: window, max_flushes: 1, queue: 1024 };
+                Some(Batcher::spawn(options, move |reports: Vec<Report>| {
+                    let mailer = Arc::clone(&mailer);
+                    async move {
+                        let result = mailer.send_digest(&reports).await;
+                        vec![result; reports.len()]
+                    }
+                })?)
+            }
+        };
+        Ok(EmailSink { mailer, digest })
     }
 
     pub fn is_digest(&self) -> bool {
-        self.digest
+        self.digest.is_some()
     }
 
-    pub async fn deliver(&self, _origin: Origin<'_>, _item: Item<'_>) -> Result<(), SinkError> {
-        Err(SinkError::Retryable(format!("email sink {} is not built yet", self.name)))
+    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+        match item {
+            Item::Notification { notification, routes } => {
+                let report = Report::new(origin, notification, routes);
+                match &self.digest {
+                    Some(digest) => digest.submit(report).await,
+                    None => self.mailer.send_one(&report).await,
+                }
+            }
+            // A dead letter is news on its own: it never waits for a digest.
+            Item::DeadLetter { body, reason } => self.mailer.send_dead_letter(origin, body, reason).await,
+        }
     }
 
-    pub fn flush_now(&self) {}
+    pub fn flush_now(&self) {
+        if let Some(digest) = &self.digest {
+            digest.hurry();
+        }
+    }
+}
+
+impl Mailer {
+    fn new(sink: &str, options: &Email, limit: Option<RateLimit>) -> Result<Mailer, String> {
+        let mailbox = |address: &str| address.parse::<Mailbox>().map_err(|e| format!("{address:?}: {e}"));
+        let builder = match options.tls {
+            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&options.host),
+            Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&options.host),
+            Tls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&options.host)),
+        }
+        .map_err(|e| format!("cannot set up SMTP to {}: {e}", options.host))?;
+        let mut builder = builder.port(options.port).timeout(Some(options.timeout));
+        if let (Some(user), Some(password)) = (&options.username, &options.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
+        }
+        let digest = matches!(options.mode, EmailMode::Digest { .. });
+        let pick = |custom: &Option<String>, immediate: &str, digest_default: &str| {
+            custom.clone().unwrap_or_else(|| if digest { digest_default } else { immediate }.to_owned())
+        };
+        let templates = templates(
+            pick(&options.subject, IMMEDIATE_SUBJECT, DIGEST_SUBJECT),
+            pick(&options.text_template, IMMEDIATE_TEXT, DIGEST_TEXT),
+            pick(&options.html_template, IMMEDIATE_HTML, DIGEST_HTML),
+        )?;
+        Ok(Mailer {
+            sink: sink.to_owned(),
+            transport: builder.build(),
+            from: mailbox(&options.from)?,
+            to: options.to.iter().map(|a| mailbox(a)).collect::<Result<_, _>>()?,
+            cc: options.cc.iter().map(|a| mailbox(a)).collect::<Result<_, _>>()?,
+            templates,
+            mode: options.mode,
+            limit,
+        })
+    }
+
+    async fn send_one(&self, report: &Report) -> Result<(), SinkError> {
+        let context = self.context(std::slice::from_ref(report));
+        self.send(&context).await
+    }
+
+    async fn send_digest(&self, reports: &[Report]) -> Result<(), SinkError> {
+        let context = self.context(reports);
+        RateLimit::wait_for(self.limit.as_ref()).await;
+        let result = self.send(&context).await;
+        match &result {
+            Ok(()) => tracing::info!(sink = %self.sink, notifications = reports.len(), "digest sent"),
+            Err(e) => tracing::warn!(sink = %self.sink, notifications = reports.len(), error = %e, "digest not sent"),
+        }
+        result
+    }
+
+    fn context<'a>(&'a self, reports: &'a [Report]) -> Context<'a> {
+        let (window_secs, max_rows) = match self.mode {
+            EmailMode::Immediate => (None, usize::MAX),
+            EmailMode::Digest { window, max_rows } => (Some(window.as_secs()), max_rows),
+        };
+        let mut sorted: Vec<&Report> = reports.iter().collect();
+        sorted.sort_by(|a, b| severity(a.kind).cmp(&severity(b.kind)).then_with(|| a.time.cmp(&b.time)));
+        let omitted = sorted.split_off(max_rows.min(sorted.len()));
+        Context {
+            sink: &self.sink,
+            mode: if window_secs.is_some() { "digest" } else { "immediate" },
+            window_secs,
+            sent_at: jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string(),
+            total: reports.len(),
+            n: sorted.first().copied(),
+            omitted: omitted.len(),
+            omitted_by_kind: counts(omitted.iter().map(|r| r.kind)),
+            notifications: sorted,
+            by_kind: counts(reports.iter().map(|r| r.kind)),
+            by_domain: counts(reports.iter().map(|r| r.sender_domain.as_str())),
+        }
+    }
+
+    fn render(&self, name: &str, context: &Context<'_>) -> Result<String, SinkError> {
+        self.templates
+            .get_template(name)
+            .and_then(|t| t.render(Serde(context)))
+            .map_err(|e| SinkError::Permanent(format!("template {name} of sink {} failed: {e:#}", self.sink)))
+    }
+
+    async fn send(&self, context: &Context<'_>) -> Result<(), SinkError> {
+        let subject = self.render("subject", context)?;
+        let text = self.render("text", context)?;
+        let html = self.render("html.html", context)?;
+        self.deliver(&subject, MultiPart::alternative_plain_html(text, html)).await
+    }
+
+    async fn send_dead_letter(&self, origin: Origin<'_>, body: &str, reason: &str) -> Result<(), SinkError> {
+        let mut cut = body.len().min(MAX_DEAD_LETTER_BYTES);
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let context = minijinja::context! {
+            sink => &self.sink,
+            reason => reason,
+            queue => origin.queue,
+            sqs_message_id => origin.sqs_message_id,
+            body => &body[..cut],
+            truncated => cut < body.len(),
+        };
+        let text = self
+            .templates
+            .get_template("dead-letter")
+            .and_then(|t| t.render(context))
+            .map_err(|e| SinkError::Permanent(format!("dead-letter template failed: {e:#}")))?;
+        let subject = format!("[sesroute] a message from {} could not be delivered", origin.queue);
+        self.deliver(&subject, MultiPart::alternative_plain_html(text.clone(), html_pre(&text))).await
+    }
+
+    /// Builds the email around `body` and hands it to the SMTP server.
+    async fn deliver(&self, subject: &str, body: MultiPart) -> Result<(), SinkError> {
+        let mut builder = Message::builder().from(self.from.clone()).subject(header_text(subject));
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        for cc in &self.cc {
+            builder = builder.cc(cc.clone());
+        }
+        let message = builder
+            .multipart(body)
+            .map_err(|e| SinkError::Permanent(format!("cannot build the email of sink {}: {e}", self.sink)))?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| smtp_error(&e))
+    }
+}
+
+/// The templates of one sink, by name: `subject`, `text`, `html.html` (HTML
+/// escaping on), `dead-letter`.
+fn templates(subject: String, text: String, html: String) -> Result<Environment<'static>, String> {
+    let mut env = Environment::new();
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    env.set_syntax(syntax);
+    env.set_auto_escape_callback(|name| if name == "html.html" { AutoEscape::Html } else { AutoEscape::None });
+    for (name, source) in
+        [("subject", subject), ("text", text), ("html.html", html), ("dead-letter", DEAD_LETTER_TEXT.to_owned())]
+    {
+        env.add_template_owned(name, source).map_err(|e| format!("template {name}: {e}"))?;
+    }
+    Ok(env)
+}
+
+/// One line of plain text for a header: control characters (line breaks
+/// above all) become spaces, runs of spaces one, at most 200 characters.
+fn header_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
+            out.push(c);
+        }
+    }
+    let out = out.trim_end();
+    match out.char_indices().nth(MAX_SUBJECT_CHARS) {
+        Some((cut, _)) => format!("{}…", &out[..cut]),
+        None => out.to_owned(),
+    }
+}
+
+/// Plain text shown as is in an HTML part.
+fn html_pre(text: &str) -> String {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    format!("<!DOCTYPE html><html><body><pre>{escaped}</pre></body></html>")
+}
+
+/// Whether trying the send again can help. A server that refuses the message
+/// itself (552 too big, 554 refused as such) will refuse it again; anything
+/// else (unreachable, timeouts, 4xx, a refused login or recipient, which an
+/// operator fixes) keeps the notifications in SQS for a later try.
+fn smtp_error(error: &lettre::transport::smtp::Error) -> SinkError {
+    let code = error.status().map(|c| c.to_string());
+    let text = format!("SMTP send failed: {error}");
+    match code.as_deref() {
+        Some("552" | "554") if error.is_permanent() => SinkError::Permanent(text),
+        _ => SinkError::Retryable(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_cannot_carry_a_second_header() {
+        assert_eq!(header_text("bounce from a@b.test\r\nBcc: evil@x.test"), "bounce from a@b.test Bcc: evil@x.test");
+        assert_eq!(header_text("  a \t b  "), "a b");
+        let long = "é".repeat(300);
+        assert_eq!(header_text(&long).chars().count(), MAX_SUBJECT_CHARS + 1);
+    }
+
+    #[test]
+    fn counts_are_largest_first_then_by_name() {
+        let c = counts(["b", "a", "b", "", "a", "b"].into_iter());
+        let pairs: Vec<(&str, usize)> = c.iter().map(|c| (c.name.as_str(), c.count)).collect();
+        assert_eq!(pairs, [("b", 3), ("a", 2), ("(none)", 1)]);
+    }
+
+    fn report(body: &str) -> Report {
+        let mut scratch = String::new();
+        let Ok(crate::notification::Parsed::Notification(n)) = crate::notification::parse(body, &mut scratch) else {
+            panic!("a notification")
+        };
+        Report::new(Origin { queue: "dev-feedback", sqs_message_id: "m" }, &n, &["dev"])
+    }
+
+    const BOUNCE: &str = r#"{"notificationType":"Bounce","mail":{"timestamp":"2026-01-01T00:00:00.000Z",
+        "source":"app@dev.acme.test","messageId":"m1","destination":["a@x.test"],"commonHeaders":{"subject":"<b>Hi</b>"}},
+        "bounce":{"bounceType":"Permanent","bounceSubType":"General","timestamp":"2026-01-01T00:00:01.000Z",
+        "bouncedRecipients":[{"emailAddress":"a@x.test","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 no such user"}]}}"#;
+    const DELIVERY: &str = r#"{"notificationType":"Delivery","mail":{"timestamp":"2026-01-01T00:00:00.000Z",
+        "source":"news@mkt.acme.test","messageId":"m2","destination":["b@y.test"]},
+        "delivery":{"timestamp":"2026-01-01T00:00:02.000Z","recipients":["b@y.test"],"smtpResponse":"250 ok"}}"#;
+
+    fn mailer(mode: EmailMode) -> Mailer {
+        let options = Email {
+            mode,
+            to: vec!["dev@acme.test".into()],
+            cc: Vec::new(),
+            from: "sesroute <sesroute@acme.test>".into(),
+            host: "127.0.0.1".into(),
+            port: 2525,
+            tls: Tls::None,
+            username: None,
+            password: None,
+            timeout: std::time::Duration::from_secs(5),
+            subject: None,
+            text_template: None,
+            html_template: None,
+        };
+        Mailer::new("dev-digest", &options, None).expect("a mailer")
+    }
+
+    #[tokio::test]
+    async fn one_notification_reads_well_in_text_and_html() {
+        let mailer = mailer(EmailMode::Immediate);
+        let reports = [report(BOUNCE)];
+        let context = mailer.context(&reports);
+        let subject = mailer.render("subject", &context).expect("subject");
+        let text = mailer.render("text", &context).expect("text");
+        let html = mailer.render("html.html", &context).expect("html");
+        assert_eq!(subject, "[sesroute] Permanent bounce (General) from app@dev.acme.test");
+        assert!(text.contains("Bounce:    Permanent / General\n"), "{text}");
+        assert!(text.contains("  - a@x.test (status 5.1.1)\n      smtp; 550 5.1.1 no such user\n"), "{text}");
+        assert!(html.contains("&lt;b&gt;Hi&lt;"), "HTML escapes notification content: {html}");
+        assert!(!html.contains("<b>Hi</b>"), "{html}");
+    }
+
+    #[tokio::test]
+    async fn a_digest_counts_by_kind_and_domain_and_summarises_past_digest_max() {
+        let mailer = mailer(EmailMode::Digest { window: std::time::Duration::from_secs(60), max_rows: 2 });
+        let reports = [report(DELIVERY), report(BOUNCE), report(DELIVERY)];
+        let context = mailer.context(&reports);
+        assert_eq!(context.notifications[0].kind, "bounce", "bounces are listed first");
+        assert_eq!((context.total, context.notifications.len(), context.omitted), (3, 2, 1));
+        let subject = mailer.render("subject", &context).expect("subject");
+        assert_eq!(subject, "[sesroute] dev-digest: 3 notifications (2 delivery, 1 bounce)");
+        let text = mailer.render("text", &context).expect("text");
+        assert!(text.contains("By kind:\n  2 delivery\n  1 bounce\n"), "{text}");
+        assert!(text.contains("By sender domain:\n  2 mkt.acme.test\n  1 dev.acme.test\n"), "{text}");
+        assert!(text.contains("... and 1 more not listed: 1 delivery."), "{text}");
+        let html = mailer.render("html.html", &context).expect("html");
+        assert!(html.contains("smtp; 550 5.1.1 no such user"), "{html}");
+    }
+
+    #[test]
+    fn the_built_in_templates_compile() {
+        for (immediate, digest) in
+            [(IMMEDIATE_SUBJECT, DIGEST_SUBJECT), (IMMEDIATE_TEXT, DIGEST_TEXT), (IMMEDIATE_HTML, DIGEST_HTML)]
+        {
+            templates(immediate.into(), immediate.into(), immediate.into()).expect("immediate template compiles");
+            templates(digest.into(), digest.into(), digest.into()).expect("digest template compiles");
+        }
+    }
 }
