@@ -566,6 +566,60 @@ mod tests {
         assert_eq!(calls.lock().unwrap().last(), Some(&1));
     }
 
+    /// A digest-like batcher: a long window, one flush at a time; records
+    /// (the paused clock's seconds at each flush, the items flushed).
+    fn windowed(window: Duration) -> (Arc<Batcher<u32, ()>>, Arc<Mutex<Vec<(u64, Vec<u32>)>>>) {
+        let start = Instant::now();
+        let flushes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&flushes);
+        let options = Options { max_items: 10_000, linger: window, max_flushes: 1, queue: 64 };
+        let batcher = Batcher::spawn(options, move |items: Vec<u32>| {
+            seen.lock().unwrap().push((start.elapsed().as_secs(), items.clone()));
+            async move { items.iter().map(|_| Ok(())).collect() }
+        })
+        .unwrap();
+        (Arc::new(batcher), flushes)
+    }
+
+    fn submit_at(
+        batcher: &Arc<Batcher<u32, ()>>,
+        secs: u64,
+        item: u32,
+    ) -> tokio::task::JoinHandle<Result<(), SinkError>> {
+        let batcher = Arc::clone(batcher);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            batcher.submit(item).await
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_collects_everything_from_its_first_item_until_it_ends() {
+        let (batcher, flushes) = windowed(Duration::from_secs(3600));
+        let waiting = [submit_at(&batcher, 10, 1), submit_at(&batcher, 1800, 2), submit_at(&batcher, 3605, 3)];
+        let late = submit_at(&batcher, 3700, 4);
+        for submit in waiting {
+            assert_eq!(submit.await.unwrap(), Ok(()), "each submitter waits for its digest");
+        }
+        late.await.unwrap().unwrap();
+        // The first window opens with item 1 at 10 s and closes an hour later;
+        // item 4 opens the second, which closes an hour after it.
+        assert_eq!(*flushes.lock().unwrap(), vec![(3610, vec![1, 2, 3]), (7300, vec![4])]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hurry_sends_a_pending_window_at_once_and_every_later_item_without_waiting() {
+        let (batcher, flushes) = windowed(Duration::from_secs(3600));
+        let first = [submit_at(&batcher, 0, 1), submit_at(&batcher, 5, 2)];
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        batcher.hurry();
+        for submit in first {
+            submit.await.unwrap().unwrap();
+        }
+        submit_at(&batcher, 10, 3).await.unwrap().unwrap();
+        assert_eq!(*flushes.lock().unwrap(), vec![(60, vec![1, 2]), (70, vec![3])]);
+    }
+
     #[tokio::test]
     async fn a_flush_that_answers_too_few_results_leaves_the_rest_retryable() {
         let batcher =
