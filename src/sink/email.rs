@@ -223,7 +223,9 @@ impl Mailer {
             EmailMode::Digest { window, max_rows } => (Some(window.as_secs()), max_rows),
         };
         let mut sorted: Vec<&Report> = reports.iter().collect();
-        sorted.sort_by(|a, b| severity(a.kind).cmp(&severity(b.kind)).then_with(|| a.time.cmp(&b.time)));
+        sorted.sort_by(|a, b| {
+            (severity(a.kind), &a.time, &a.message_id).cmp(&(severity(b.kind), &b.time, &b.message_id))
+        });
         let omitted = sorted.split_off(max_rows.min(sorted.len()));
         Context {
             sink: &self.sink,
