@@ -188,31 +188,7 @@ fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
 }
 
 fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
-    let mode = match raw.mode.as_deref().unwrap_or("immediate") {
-        "immediate" => EmailMode::Immediate,
-        "digest" => EmailMode::Digest {
-            window: Duration::from_secs(positive(
-                issues,
-                &format!("{key}.digest_window_secs"),
-                raw.digest_window_secs,
-                DEFAULT_DIGEST_WINDOW_SECS,
-            )),
-            max_rows: usize::try_from(raw.digest_max.unwrap_or(DEFAULT_DIGEST_MAX)).unwrap_or(usize::MAX),
-        },
-        other => {
-            issues.push(format!("{key}.mode"), format!("{other:?} is not one of immediate, digest"));
-            EmailMode::Immediate
-        }
-    };
-    if mode == EmailMode::Immediate {
-        for (name, set) in
-            [("digest_window_secs", raw.digest_window_secs.is_some()), ("digest_max", raw.digest_max.is_some())]
-        {
-            if set {
-                issues.push(format!("{key}.{name}"), "only applies with mode = \"digest\"");
-            }
-        }
-    }
+    let mode = email_mode(issues, key, &raw);
     if raw.to.is_empty() {
         issues.push(format!("{key}.to"), "is empty: an email needs at least one recipient");
     }
@@ -225,31 +201,7 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
     if raw.host.trim().is_empty() {
         issues.push(format!("{key}.host"), "is empty");
     }
-    let tls = match raw.tls.as_deref().unwrap_or("starttls") {
-        "starttls" => Tls::StartTls,
-        "tls" => Tls::Tls,
-        "none" => {
-            if !is_loopback(&raw.host) {
-                issues.push(
-                    format!("{key}.tls"),
-                    format!(
-                        "\"none\" sends mail and password in clear text: only allowed for a loopback host, not {:?}",
-                        raw.host
-                    ),
-                );
-            }
-            Tls::None
-        }
-        other => {
-            issues.push(format!("{key}.tls"), format!("{other:?} is not one of starttls, tls, none"));
-            Tls::StartTls
-        }
-    };
-    let port = raw.port.unwrap_or(match tls {
-        Tls::StartTls => 587,
-        Tls::Tls => 465,
-        Tls::None => 25,
-    });
+    let (tls, port) = tls_and_port(issues, key, &raw);
     if port == 0 {
         issues.push(format!("{key}.port"), "must be 1 to 65535");
     }
@@ -291,6 +243,64 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
         text_template,
         html_template,
     }
+}
+
+fn email_mode(issues: &mut Issues, key: &str, raw: &RawEmailSink) -> EmailMode {
+    let mode = match raw.mode.as_deref().unwrap_or("immediate") {
+        "immediate" => EmailMode::Immediate,
+        "digest" => EmailMode::Digest {
+            window: Duration::from_secs(positive(
+                issues,
+                &format!("{key}.digest_window_secs"),
+                raw.digest_window_secs,
+                DEFAULT_DIGEST_WINDOW_SECS,
+            )),
+            max_rows: usize::try_from(raw.digest_max.unwrap_or(DEFAULT_DIGEST_MAX)).unwrap_or(usize::MAX),
+        },
+        other => {
+            issues.push(format!("{key}.mode"), format!("{other:?} is not one of immediate, digest"));
+            EmailMode::Immediate
+        }
+    };
+    if mode == EmailMode::Immediate {
+        for (name, set) in
+            [("digest_window_secs", raw.digest_window_secs.is_some()), ("digest_max", raw.digest_max.is_some())]
+        {
+            if set {
+                issues.push(format!("{key}.{name}"), "only applies with mode = \"digest\"");
+            }
+        }
+    }
+    mode
+}
+
+fn tls_and_port(issues: &mut Issues, key: &str, raw: &RawEmailSink) -> (Tls, u16) {
+    let tls = match raw.tls.as_deref().unwrap_or("starttls") {
+        "starttls" => Tls::StartTls,
+        "tls" => Tls::Tls,
+        "none" => {
+            if !is_loopback(&raw.host) {
+                issues.push(
+                    format!("{key}.tls"),
+                    format!(
+                        "\"none\" sends mail and password in clear text: only allowed for a loopback host, not {:?}",
+                        raw.host
+                    ),
+                );
+            }
+            Tls::None
+        }
+        other => {
+            issues.push(format!("{key}.tls"), format!("{other:?} is not one of starttls, tls, none"));
+            Tls::StartTls
+        }
+    };
+    let port = raw.port.unwrap_or(match tls {
+        Tls::StartTls => 587,
+        Tls::Tls => 465,
+        Tls::None => 25,
+    });
+    (tls, port)
 }
 
 fn webhook(issues: &mut Issues, key: &str, raw: RawWebhookSink) -> Webhook {

@@ -568,7 +568,10 @@ mod tests {
 
     /// A digest-like batcher: a long window, one flush at a time; records
     /// (the paused clock's seconds at each flush, the items flushed).
-    fn windowed(window: Duration) -> (Arc<Batcher<u32, ()>>, Arc<Mutex<Vec<(u64, Vec<u32>)>>>) {
+    /// Each flush: the paused clock's seconds, and the items.
+    type Flushes = Arc<Mutex<Vec<(u64, Vec<u32>)>>>;
+
+    fn windowed(window: Duration) -> (Arc<Batcher<u32, ()>>, Flushes) {
         let start = Instant::now();
         let flushes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&flushes);

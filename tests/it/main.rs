@@ -4,6 +4,7 @@
 //! The helpers below are shared by the modules; each module reads on its own.
 
 mod check;
+mod check_sinks;
 mod corpus;
 mod daemon;
 mod parser_props;

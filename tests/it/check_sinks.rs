@@ -1,0 +1,135 @@
+//! `sesroute check` on the email, webhook and S3 sinks and `max_per_minute`:
+//! each mistake is an error naming its key; secrets never appear in output.
+
+use crate::{Run, sesroute, temp_file};
+
+/// A config around one sink named `team` with the given body.
+fn config(sink: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "feedback"
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/feedback"
+
+[sinks.team]
+{sink}
+
+[[routes]]
+name = "everything"
+sinks = ["team"]
+"#
+    )
+}
+
+fn check(toml: &str, env: &[(&str, &str)]) -> Run {
+    let config = temp_file(".toml", toml);
+    Run::of(sesroute().args(["check", "--config"]).arg(config.path()).envs(env.iter().copied()))
+}
+
+/// The reasons `check` gives for `key`, asserting the config is refused.
+fn rejects(sink: &str, key: &str) -> String {
+    let run = check(&config(sink), &[]);
+    assert_eq!(run.code, 2, "accepted:\n{sink}\n{}", run.stderr);
+    let prefix = format!("{key}: ");
+    run.stderr_lines("error: ")
+        .iter()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no error about {key}:\n{}", run.stderr))
+        .to_owned()
+}
+
+const EMAIL: &str = r#"type = "email"
+to = ["Dev <dev@acme.test>"]
+from = "sesroute@acme.test"
+host = "smtp.acme.test""#;
+
+#[test]
+fn a_minimal_email_sink_is_valid_and_summarised_with_its_defaults() {
+    let run = check(&config(EMAIL), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("team                 email   Dev <dev@acme.test> via smtp.acme.test:587 (immediate)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn email_mistakes_name_their_keys() {
+    assert!(rejects(&format!("{EMAIL}\nmode = \"weekly\""), "sinks.team.mode").contains("immediate, digest"));
+    assert!(rejects(&format!("{EMAIL}\ndigest_window_secs = 60"), "sinks.team.digest_window_secs").contains("digest"));
+    assert!(
+        rejects(&format!("{EMAIL}\nmode = \"digest\"\ndigest_window_secs = 0"), "sinks.team.digest_window_secs")
+            .contains("at least 1")
+    );
+    assert!(rejects(&format!("{EMAIL}\ntls = \"none\""), "sinks.team.tls").contains("loopback"));
+    assert!(rejects(&format!("{EMAIL}\ntls = \"ssl\""), "sinks.team.tls").contains("starttls, tls, none"));
+    assert!(
+        rejects(&EMAIL.replace("from = \"sesroute@acme.test\"", "from = \"not an address\""), "sinks.team.from")
+            .contains("not an email address")
+    );
+    assert!(rejects(&format!("{EMAIL}\ncc = [\"x@y\", \"@@\"]"), "sinks.team.cc[1]").contains("not an email address"));
+    assert!(
+        rejects(&EMAIL.replace("to = [\"Dev <dev@acme.test>\"]", "to = []"), "sinks.team.to")
+            .contains("at least one recipient")
+    );
+    assert!(
+        rejects(&format!("{EMAIL}\nsubject = \"{{{{ n.kind \""), "sinks.team.subject").contains("not a valid template")
+    );
+    assert!(
+        rejects(&format!("{EMAIL}\ntext_template = \"/nonexistent/t.j2\""), "sinks.team.text_template")
+            .contains("cannot read")
+    );
+}
+
+#[test]
+fn an_smtp_password_comes_from_the_environment_or_a_file_never_the_config() {
+    let inline = rejects(&format!("{EMAIL}\nusername = \"u\"\npassword = \"hunter2\""), "sinks.team.password");
+    assert!(inline.contains("password_env"), "{inline}");
+    let missing = rejects(
+        &format!("{EMAIL}\nusername = \"u\"\npassword_env = \"SESROUTE_TEST_NO_SUCH_VAR\""),
+        "sinks.team.password_env",
+    );
+    assert!(missing.contains("SESROUTE_TEST_NO_SUCH_VAR is not set"), "{missing}");
+    let set = check(
+        &config(&format!("{EMAIL}\nusername = \"u\"\npassword_env = \"SMTP_PASSWORD_FOR_TEST\"")),
+        &[("SMTP_PASSWORD_FOR_TEST", "hunter2")],
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert!(!set.stdout.contains("hunter2") && !set.stderr.contains("hunter2"), "the password is never printed");
+    let file = temp_file(".txt", "s3cret\n");
+    let from_file = check(&config(&format!("{EMAIL}\nusername = \"u\"\npassword_file = {:?}", file.path())), &[]);
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    let no_user = rejects(&format!("{EMAIL}\npassword_file = {:?}", file.path()), "sinks.team.username");
+    assert!(no_user.contains("no username"), "{no_user}");
+}
+
+#[test]
+fn webhook_mistakes_name_their_keys_and_the_summary_hides_the_url_path() {
+    let hook = "type = \"webhook\"\nurl = \"https://hooks.slack.com/services/T000/B000/XXXX\"\nformat = \"slack\"";
+    let run = check(&config(hook), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("https://hooks.slack.com/... (slack)"), "{}", run.stdout);
+    assert!(!run.stdout.contains("XXXX"), "the token in the URL is not printed: {}", run.stdout);
+    assert!(rejects(&hook.replace("slack\"", "teams\""), "sinks.team.format").contains("json, slack"));
+    assert!(rejects(&hook.replace("https://", "ftp://"), "sinks.team.url").contains("not an http(s) URL"));
+    let both = format!("{hook}\nsecret = \"a\"\nsecret_env = \"B\"");
+    assert!(rejects(&both, "sinks.team.secret").contains("only one of"));
+}
+
+#[test]
+fn s3_mistakes_name_their_keys() {
+    let s3 = "type = \"s3\"\nbucket = \"acme-ses-archive\"";
+    let run = check(&config(s3), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("s3://acme-ses-archive/sesroute"), "{}", run.stdout);
+    assert!(rejects("type = \"s3\"\nbucket = \"Acme_Archive\"", "sinks.team.bucket").contains("not an S3 bucket name"));
+    assert!(rejects(&format!("{s3}\nbatch_max = 0"), "sinks.team.batch_max").contains("at least 1"));
+    assert!(rejects(&format!("{s3}\nbatch_window_secs = 0"), "sinks.team.batch_window_secs").contains("at least 1"));
+}
+
+#[test]
+fn max_per_minute_must_be_positive_on_any_sink() {
+    assert!(rejects("type = \"log\"\nmax_per_minute = 0", "sinks.team.max_per_minute").contains("at least 1"));
+    assert_eq!(check(&config("type = \"log\"\nmax_per_minute = 30"), &[]).code, 0);
+}
