@@ -72,8 +72,10 @@ impl SinkError {
 pub struct RateLimit(Arc<governor::DefaultDirectRateLimiter>);
 
 impl RateLimit {
+    /// Evenly spaced sends (no burst), so no minute ever sees more than `limit`.
     pub fn per_minute(limit: NonZeroU32) -> RateLimit {
-        RateLimit(Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(limit))))
+        let quota = governor::Quota::per_minute(limit).allow_burst(NonZeroU32::MIN);
+        RateLimit(Arc::new(governor::RateLimiter::direct(quota)))
     }
 
     /// Waits until one more send is allowed.
