@@ -1,19 +1,882 @@
-//! The `webhook` sink: POSTs each notification as JSON or as a Slack message.
+//! The `webhook` sink: POSTs each notification, with the routes that sent it
+//! here, as JSON (`format = "json"`) or as a Slack message (`format = "slack"`).
+//!
+//! # Requests
+//!
+//! One `POST` to `url` per notification, `Content-Type: application/json`,
+//! `User-Agent: sesroute/<version>`. With `format = "json"` the body is the
+//! record the `file` sink writes, on one line:
+//! `{"routes":[..],"kind":..,"source":..,"message_id":..,"queue":..,"sqs_message_id":..,"notification":{<the SES JSON>}}`,
+//! or for a dead letter `{"dead_letter":true,"reason":..,"queue":..,"sqs_message_id":..,"body":..}`.
+//! With `format = "slack"` it is a message for a Slack incoming webhook.
+//! Delivery is at least once: deduplicate on `sqs_message_id` or `message_id`.
+//!
+//! # Signature
+//!
+//! With a `secret`, each request (each attempt of it) carries two headers:
+//!
+//! - `X-Sesroute-Timestamp`: when it was sent, in Unix seconds (ASCII decimal);
+//! - `X-Sesroute-Signature`: `sha256=` then the lowercase hex HMAC-SHA256,
+//!   keyed with the secret's UTF-8 bytes, of the timestamp header's value, a
+//!   `.`, and the request body exactly as received (raw bytes, before any JSON
+//!   parsing).
+//!
+//! A receiver recomputes the HMAC, compares it with the header's in constant
+//! time, and rejects timestamps too far from its own clock (five minutes, say)
+//! to refuse replays. Example: secret `whsec-test`, timestamp `1767225600`,
+//! body `{"kind":"bounce"}` sign `1767225600.{"kind":"bounce"}`, giving
+//! `sha256=ded11e0767ca940a5bd463f7ede4b03f69d3385c89fc851672db6fb2d1b7ecaf`.
+//!
+//! # Answers
+//!
+//! A 2xx delivers. 429, 408, 5xx, timeouts and connection errors are tried
+//! again here a few times with backoff, waiting out a `Retry-After` of at most
+//! 30 seconds; after that, or when `Retry-After` asks for longer, the
+//! message goes back to SQS and comes again later. Any other answer, redirects
+//! included (they are not followed), is permanent: the message goes to the
+//! dead-letter sink. Errors and logs name the URL's host only: the path of a
+//! Slack URL is its token.
 
+use std::error::Error;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable as _};
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Client, Response, StatusCode, Url};
+use sha2::Sha256;
+use tracing::warn;
+
+use super::report::Report;
 use super::{Item, Origin, SinkError};
-use crate::config::Webhook;
+use crate::config::{Secret, Webhook, WebhookFormat};
+
+const SIGNATURE_HEADER: &str = "x-sesroute-signature";
+const TIMESTAMP_HEADER: &str = "x-sesroute-timestamp";
+const USER_AGENT: &str = concat!("sesroute/", env!("CARGO_PKG_VERSION"));
+
+/// Tries per delivery before the message is left to SQS's own redelivery.
+const ATTEMPTS: usize = 3;
+/// The longest `Retry-After` waited out in-process; a longer one leaves the
+/// message to SQS at once rather than hold an in-flight slot.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How much of an error answer's body is read and quoted in the error.
+const MAX_ANSWER_BYTES: usize = 1024;
+const MAX_ANSWER_CHARS: usize = 200;
 
 #[derive(Debug)]
 pub struct WebhookSink {
     name: String,
+    format: WebhookFormat,
+    /// Boxed: the sinks' enum stays the size of its small members.
+    endpoint: Box<Endpoint>,
+}
+
+/// Where and how to POST.
+struct Endpoint {
+    client: Client,
+    url: Url,
+    /// The URL's host and port: the only part of it errors and logs name.
+    host: String,
+    secret: Option<Secret>,
+    timeout: Duration,
+    backoff: ExponentialBuilder,
+}
+
+/// The URL stays out: its path may be a token.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("host", &self.host)
+            .field("signed", &self.secret.is_some())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed attempt, and how long the server asked to wait before the next.
+#[derive(Debug)]
+struct Failure {
+    error: SinkError,
+    retry_after: Option<Duration>,
 }
 
 impl WebhookSink {
-    pub fn new(name: &str, _options: &Webhook) -> Result<WebhookSink, String> {
-        Ok(WebhookSink { name: name.to_owned() })
+    pub fn new(name: &str, options: &Webhook) -> Result<WebhookSink, String> {
+        // The parse error never quotes the URL.
+        let url = Url::parse(&options.url).map_err(|e| format!("url is not a valid URL: {e}"))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err("url has no host".to_owned()),
+        };
+        let client = Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {}", chain(&e)))?;
+        let endpoint = Endpoint {
+            client,
+            url,
+            host,
+            secret: options.secret.clone(),
+            timeout: options.timeout,
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_times(ATTEMPTS - 1)
+                .with_jitter(),
+        };
+        Ok(WebhookSink { name: name.to_owned(), format: options.format, endpoint: Box::new(endpoint) })
     }
 
-    pub async fn deliver(&self, _origin: Origin<'_>, _item: Item<'_>) -> Result<(), SinkError> {
-        Err(SinkError::Retryable(format!("webhook sink {} is not built yet", self.name)))
+    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+        let body = match (self.format, item) {
+            (WebhookFormat::Json, _) => {
+                let mut line = super::file::line(origin, item)?;
+                line.pop();
+                line
+            }
+            (WebhookFormat::Slack, Item::Notification { notification, routes }) => {
+                slack::notification(&Report::new(origin, notification, routes))
+            }
+            (WebhookFormat::Slack, Item::DeadLetter { body, reason }) => slack::dead_letter(origin, body, reason),
+        };
+        let endpoint = &self.endpoint;
+        (|| endpoint.post(&body))
+            .retry(endpoint.backoff)
+            .when(|failure| failure.error.is_retryable())
+            .adjust(|failure, backoff| next_wait(failure.retry_after, backoff))
+            .notify(|failure, wait| {
+                warn!(sink = %self.name, error = %failure.error, retry_in_ms = wait.as_millis(), "webhook attempt failed");
+            })
+            .await
+            .map_err(|failure| failure.error)
+    }
+}
+
+impl Endpoint {
+    /// One attempt.
+    async fn post(&self, body: &[u8]) -> Result<(), Failure> {
+        let mut request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/json");
+        if let Some(secret) = &self.secret {
+            let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            request = request
+                .header(TIMESTAMP_HEADER, timestamp)
+                .header(SIGNATURE_HEADER, signature(secret.0.as_bytes(), timestamp, body));
+        }
+        let response = match request.body(body.to_vec()).send().await {
+            Ok(response) => response,
+            Err(e) => return Err(self.request_failed(&e.without_url())),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| retry_after(value, SystemTime::now()));
+        let mut message = format!("{} answered {status}", self.host);
+        if status.is_redirection() {
+            // Where it points is not named: the location may carry a token too.
+            message.push_str(": redirects are not followed, set url to the final address");
+        } else {
+            if let Some(wait) = retry_after {
+                let _ = write!(message, " (Retry-After {} s)", wait.as_secs());
+            }
+            let said = answer(response).await;
+            if !said.is_empty() {
+                let _ = write!(message, ": {said}");
+            }
+        }
+        let retryable =
+            status.is_server_error() || matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT);
+        let error = if retryable { SinkError::Retryable(message) } else { SinkError::Permanent(message) };
+        Err(Failure { error, retry_after })
+    }
+
+    fn request_failed(&self, error: &reqwest::Error) -> Failure {
+        let error = if error.is_timeout() {
+            SinkError::Retryable(format!("{} gave no answer within {} s", self.host, self.timeout.as_secs_f32()))
+        } else if error.is_builder() {
+            SinkError::Permanent(format!("cannot make a request to {}: {}", self.host, chain(error)))
+        } else {
+            SinkError::Retryable(format!("cannot reach {}: {}", self.host, chain(error)))
+        };
+        Failure { error, retry_after: None }
+    }
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `"<timestamp>.<body>"` (see the module doc).
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A `Retry-After` value, in delay-seconds or as an HTTP date (a date in the
+/// past means now); `None` when it is neither.
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or_default())
+}
+
+/// The wait before the next attempt: what the server asked for when it is
+/// short enough to wait here, else the backoff's; `None` stops trying here.
+fn next_wait(retry_after: Option<Duration>, backoff: Option<Duration>) -> Option<Duration> {
+    let backoff = backoff?;
+    match retry_after {
+        Some(wait) if wait > MAX_RETRY_AFTER => None,
+        Some(wait) => Some(wait),
+        None => Some(backoff),
+    }
+}
+
+/// The start of an error answer's body, on one line, for the error message.
+async fn answer(mut response: Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(MAX_ANSWER_BYTES);
+    let text = String::from_utf8_lossy(&bytes);
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    clip(&line, MAX_ANSWER_CHARS)
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// At most `max` characters of `text`, cut between characters, `…` marking a cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().nth(max).is_none() {
+        return text.to_owned();
+    }
+    let end = text.char_indices().nth(max.saturating_sub(1)).map_or(0, |(i, _)| i);
+    format!("{}…", &text[..end])
+}
+
+mod slack {
+    //! Messages for Slack incoming webhooks: `text`, a one-line summary Slack
+    //! shows in notifications, and `blocks`, the message itself. Every piece
+    //! of content is escaped so a notification cannot mention anyone or forge
+    //! a link, and clipped so the message stays within Slack's limits (3,000
+    //! characters a section, 50 blocks, 40,000 characters in all).
+
+    use std::fmt::Write as _;
+
+    use serde_json::{Value, json};
+
+    use super::super::Origin;
+    use super::super::report::Report;
+
+    /// Slack's limit on a section's text.
+    pub const MAX_SECTION_CHARS: usize = 3000;
+    /// Recipients listed one by one; the rest are counted.
+    pub const MAX_RECIPIENTS: usize = 10;
+    /// An address, a sender, a subject, a time, a status, a name.
+    const MAX_FIELD_CHARS: usize = 300;
+    /// A diagnostic code or a reason.
+    const MAX_DIAGNOSTIC_CHARS: usize = 1000;
+    /// The routes or a dead letter's reason.
+    const MAX_LIST_CHARS: usize = 1000;
+    /// The part of a dead letter's body shown.
+    const MAX_EXCERPT_CHARS: usize = 500;
+    /// The most one character grows by escaping (`&` to `&amp;`).
+    const MAX_ESCAPE_GROWTH: usize = 5;
+    const MAX_SUMMARY_CHARS: usize = 300;
+
+    /// The message for a notification, serialized.
+    pub fn notification(report: &Report) -> Vec<u8> {
+        let mut summary = report.headline.clone();
+        if !report.sender.is_empty() {
+            let _ = write!(summary, " from {}", report.sender);
+        }
+        if let Some(first) = report.recipients.first() {
+            let _ = write!(summary, " to {}", first.address);
+            if report.recipients.len() > 1 {
+                let _ = write!(summary, " and {} more", report.recipients.len() - 1);
+            }
+        }
+
+        let mut about = format!("*{}*", field(&report.headline));
+        let mut line = |label: &str, value: String| {
+            let _ = write!(about, "\n*{label}:* {value}");
+        };
+        if !report.sender.is_empty() {
+            line("From", field(&report.sender));
+        }
+        if let Some(subject) = &report.subject {
+            line("Subject", field(subject));
+        }
+        if !report.time.is_empty() {
+            line("When", field(&report.time));
+        }
+        if let Some(reason) = &report.reason {
+            line("Reason", escape(reason, MAX_DIAGNOSTIC_CHARS));
+        }
+
+        let mut blocks = vec![section(&about)];
+        for recipient in report.recipients.iter().take(MAX_RECIPIENTS) {
+            let mut text = format!("*To:* {}", field(&recipient.address));
+            if let Some(status) = &recipient.status {
+                let _ = write!(text, " (status {})", field(status));
+            }
+            if let Some(diagnostic) = &recipient.diagnostic_code {
+                let _ = write!(text, "\n*Diagnostic:* {}", escape(diagnostic, MAX_DIAGNOSTIC_CHARS));
+            }
+            blocks.push(section(&text));
+        }
+        if let Some(more) = report.recipients.len().checked_sub(MAX_RECIPIENTS).filter(|n| *n > 0) {
+            blocks.push(section(&format!("_and {more} more recipients_")));
+        }
+        let routes = escape(&report.routes.join(", "), MAX_LIST_CHARS);
+        blocks.push(context(&format!(
+            "Routes: {routes} · Queue: {} · Message ID: {}",
+            field(&report.queue),
+            field(&report.message_id)
+        )));
+        message(&summary, &blocks)
+    }
+
+    /// The message for a body that could not be understood or delivered:
+    /// the reason, where it came from, and the start of the body.
+    pub fn dead_letter(origin: Origin<'_>, body: &str, reason: &str) -> Vec<u8> {
+        let queue = field(origin.queue);
+        let mut blocks = vec![section(&format!(
+            "*A message from queue {queue} could not be handled and was dead-lettered*\n*Reason:* {}\n*SQS message id:* {}",
+            escape(reason, MAX_LIST_CHARS),
+            field(origin.sqs_message_id)
+        ))];
+        if !body.trim().is_empty() {
+            let length = body.chars().count();
+            let excerpt = super::clip(body, MAX_EXCERPT_CHARS);
+            let heading = if excerpt.len() == body.len() {
+                "*Body:*".to_owned()
+            } else {
+                format!("*Body* (its start; {length} characters in all):")
+            };
+            // Clipped before escaping, so how much is shown does not depend on
+            // how many characters need escaping.
+            let excerpt = escape_lines(&excerpt, MAX_ESCAPE_GROWTH * MAX_EXCERPT_CHARS);
+            blocks.push(section(&format!("{heading}\n```{excerpt}```")));
+        }
+        message(&format!("sesroute dead-lettered a message from queue {}", origin.queue), &blocks)
+    }
+
+    fn message(summary: &str, blocks: &[Value]) -> Vec<u8> {
+        let message = json!({
+            "text": escape(summary, MAX_SUMMARY_CHARS),
+            "blocks": blocks,
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        message.to_string().into_bytes()
+    }
+
+    /// A section of escaped text. `verbatim` keeps Slack from turning bare
+    /// words into mentions, channel names or links.
+    fn section(text: &str) -> Value {
+        debug_assert!(text.chars().count() <= MAX_SECTION_CHARS, "a section over Slack's limit");
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": text, "verbatim": true } })
+    }
+
+    fn context(text: &str) -> Value {
+        json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": text, "verbatim": true }] })
+    }
+
+    fn field(text: &str) -> String {
+        escape(text, MAX_FIELD_CHARS)
+    }
+
+    /// `text` for mrkdwn on one line: control characters become spaces.
+    pub fn escape(text: &str, max: usize) -> String {
+        escaped(text, max, false)
+    }
+
+    /// `text` for mrkdwn, keeping its line breaks.
+    fn escape_lines(text: &str, max: usize) -> String {
+        escaped(text, max, true)
+    }
+
+    /// `&`, `<` and `>` escaped as Slack asks (the rest of mrkdwn only styles
+    /// text), at most `max` characters once escaped, cut between characters
+    /// and never inside an escape, `…` marking a cut.
+    fn escaped(text: &str, max: usize, keep_lines: bool) -> String {
+        let piece = |c: char| -> (char, &'static str) {
+            match c {
+                '&' => (c, "&amp;"),
+                '<' => (c, "&lt;"),
+                '>' => (c, "&gt;"),
+                '\n' if keep_lines => (c, ""),
+                c if c.is_control() => (' ', ""),
+                c => (c, ""),
+            }
+        };
+        let length = |(_, entity): (char, &str)| if entity.is_empty() { 1 } else { entity.len() };
+        // Escaping never shortens, so only the first max + 1 characters matter.
+        let total: usize = text.chars().take(max + 1).map(|c| length(piece(c))).sum();
+        let budget = if total <= max { max } else { max.saturating_sub(1) };
+        let mut out = String::new();
+        let mut used = 0;
+        for c in text.chars() {
+            let piece = piece(c);
+            used += length(piece);
+            if used > budget {
+                break;
+            }
+            match piece {
+                (c, "") => out.push(c),
+                (_, entity) => out.push_str(entity),
+            }
+        }
+        if total > max {
+            out.push('…');
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::super::report::RecipientReport;
+        use super::*;
+
+        fn report(recipients: usize, content: &str) -> Report {
+            Report {
+                kind: "bounce",
+                headline: "Permanent bounce (General)".into(),
+                time: "2026-01-01T00:00:01.000Z".into(),
+                sender: "billing@acme.test".into(),
+                sender_domain: "acme.test".into(),
+                subject: Some(format!("Invoice {content}")),
+                message_id: "m-1".into(),
+                recipients: (0..recipients)
+                    .map(|i| RecipientReport {
+                        address: format!("user{i}@customer.test"),
+                        status: Some("5.1.1".into()),
+                        diagnostic_code: Some(format!("smtp; 550 5.1.1 {content}")),
+                    })
+                    .collect(),
+                bounce_type: Some("Permanent".into()),
+                bounce_subtype: Some("General".into()),
+                complaint_type: None,
+                reason: None,
+                routes: vec!["billing".into(), "all".into()],
+                queue: "bounces".into(),
+            }
+        }
+
+        fn parse(message: &[u8]) -> Value {
+            serde_json::from_slice(message).unwrap()
+        }
+
+        fn texts(message: &Value) -> Vec<String> {
+            let mut texts = vec![message["text"].as_str().unwrap().to_owned()];
+            for block in message["blocks"].as_array().unwrap() {
+                let text = block["text"]["text"].as_str().or_else(|| block["elements"][0]["text"].as_str());
+                texts.push(text.unwrap().to_owned());
+            }
+            texts
+        }
+
+        #[test]
+        fn only_ampersand_and_angle_brackets_are_escaped() {
+            assert_eq!(
+                escape("<!channel> & <https://evil.test|click>", 100),
+                "&lt;!channel&gt; &amp; &lt;https://evil.test|click&gt;"
+            );
+            assert_eq!(escape("*bold* _it_ `code` @here", 100), "*bold* _it_ `code` @here");
+            assert_eq!(escape("two\r\nlines\tand tab", 100), "two  lines and tab");
+            assert_eq!(escape_lines("two\nlines", 100), "two\nlines");
+        }
+
+        #[test]
+        fn clipping_counts_the_escaped_text_and_never_splits_an_escape_or_a_character() {
+            assert_eq!(escape("abcdef", 6), "abcdef");
+            assert_eq!(escape("abcdefg", 6), "abcde…");
+            assert_eq!(escape("a<b", 6), "a&lt;b");
+            assert_eq!(escape("a<<", 6), "a&lt;…");
+            assert_eq!(escape("abc<", 6), "abc…", "not abc&l…");
+            assert_eq!(escape("ééééééé", 4), "ééé…");
+            assert_eq!(escape("😀😀😀", 2), "😀…");
+            assert_eq!(escape("", 0), "");
+            for n in 0..30 {
+                let clipped = escape(&"x&<y>é".repeat(10), n);
+                assert!(clipped.chars().count() <= n.max(1), "{n}: {clipped}");
+            }
+        }
+
+        #[test]
+        fn a_bounce_reads_as_what_from_whom_to_whom_and_why() {
+            let message = parse(&notification(&report(1, "user unknown")));
+            assert_eq!(message["text"], "Permanent bounce (General) from billing@acme.test to user0@customer.test");
+            let texts = texts(&message);
+            assert_eq!(
+                texts[1],
+                "*Permanent bounce (General)*\n*From:* billing@acme.test\n*Subject:* Invoice user unknown\n\
+                 *When:* 2026-01-01T00:00:01.000Z"
+            );
+            assert_eq!(
+                texts[2],
+                "*To:* user0@customer.test (status 5.1.1)\n*Diagnostic:* smtp; 550 5.1.1 user unknown"
+            );
+            assert_eq!(texts[3], "Routes: billing, all · Queue: bounces · Message ID: m-1");
+            assert_eq!(message["blocks"][0]["text"]["verbatim"], true);
+        }
+
+        #[test]
+        fn content_cannot_mention_or_link() {
+            let hostile = "<!channel> <@U123> <https://evil.test|your bank> &amp;";
+            let mut report = report(2, hostile);
+            report.sender = "<!here>@evil.test".into();
+            report.reason = Some(hostile.into());
+            report.routes = vec!["<!everyone>".into()];
+            report.queue = "<#C1>".into();
+            let message = String::from_utf8(notification(&report)).unwrap();
+            assert!(!message.contains(['<', '>']), "{message}");
+            assert!(message.contains("&lt;!channel&gt; &lt;@U123&gt; &lt;https://evil.test|your bank&gt; &amp;amp;"));
+            let dead =
+                String::from_utf8(dead_letter(Origin { queue: "q", sqs_message_id: "m" }, hostile, hostile)).unwrap();
+            assert!(!dead.contains(['<', '>']), "{dead}");
+        }
+
+        #[test]
+        fn many_recipients_and_long_diagnostics_stay_within_slacks_limits() {
+            let long = "&".repeat(50_000);
+            let mut report = report(1000, &long);
+            report.reason = Some(long.clone());
+            report.sender = long.clone();
+            report.routes = vec![long.clone(); 5];
+            let bytes = notification(&report);
+            let message = parse(&bytes);
+            let blocks = message["blocks"].as_array().unwrap();
+            // About, ten recipients, the rest counted, the context.
+            assert_eq!(blocks.len(), 1 + MAX_RECIPIENTS + 1 + 1);
+            assert_eq!(blocks[11]["text"]["text"], "_and 990 more recipients_");
+            let texts = texts(&message);
+            assert!(texts.iter().all(|t| t.chars().count() <= MAX_SECTION_CHARS));
+            assert!(texts[2].ends_with("&amp;&amp;…"), "{}", texts[2]);
+            let total: usize = texts.iter().map(|t| t.chars().count()).sum();
+            assert!(total < 20_000, "{total}");
+            assert!(bytes.len() < 40_000, "{}", bytes.len());
+        }
+
+        #[test]
+        fn a_report_without_sender_or_recipients_still_reads() {
+            let mut report = report(0, "");
+            report.sender = String::new();
+            report.subject = None;
+            report.reason = Some("Bad content".into());
+            let message = parse(&notification(&report));
+            assert_eq!(message["text"], "Permanent bounce (General)");
+            assert_eq!(
+                texts(&message)[1],
+                "*Permanent bounce (General)*\n*When:* 2026-01-01T00:00:01.000Z\n*Reason:* Bad content"
+            );
+            assert_eq!(message["blocks"].as_array().unwrap().len(), 2);
+        }
+
+        #[test]
+        fn a_dead_letter_says_why_and_shows_the_start_of_the_body() {
+            let origin = Origin { queue: "bounces", sqs_message_id: "sqs-9" };
+            let message = parse(&dead_letter(
+                origin,
+                &format!("{{not json {}", "é".repeat(2000)),
+                "not JSON: key must be a string",
+            ));
+            assert_eq!(message["text"], "sesroute dead-lettered a message from queue bounces");
+            let shown = texts(&message);
+            assert_eq!(
+                shown[1],
+                "*A message from queue bounces could not be handled and was dead-lettered*\n\
+                 *Reason:* not JSON: key must be a string\n*SQS message id:* sqs-9"
+            );
+            let excerpt = format!("{{not json {}…", "é".repeat(MAX_EXCERPT_CHARS - 11));
+            assert_eq!(shown[2], format!("*Body* (its start; 2010 characters in all):\n```{excerpt}```"));
+
+            let short = parse(&dead_letter(origin, "a <b>\nc", "r"));
+            assert_eq!(texts(&short)[2], "*Body:*\n```a &lt;b&gt;\nc```");
+            assert_eq!(parse(&dead_letter(origin, " ", "r"))["blocks"].as_array().unwrap().len(), 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use axum::response::{IntoResponse, Response as AxumResponse};
+
+    use super::super::batch::testing::{BOUNCE_JSON, bounce};
+    use super::*;
+
+    const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
+
+    #[test]
+    fn the_signature_is_the_hmac_of_timestamp_dot_body() {
+        // python3 -c 'import hmac,hashlib; print(hmac.new(b"whsec-test",
+        //   b"1767225600.{\"kind\":\"bounce\"}", hashlib.sha256).hexdigest())'
+        assert_eq!(
+            signature(b"whsec-test", 1_767_225_600, br#"{"kind":"bounce"}"#),
+            "sha256=ded11e0767ca940a5bd463f7ede4b03f69d3385c89fc851672db6fb2d1b7ecaf"
+        );
+        // python3 -c 'import hmac,hashlib; print(hmac.new("kéy".encode(),
+        //   "1700000000.café".encode(), hashlib.sha256).hexdigest())'
+        assert_eq!(
+            signature("kéy".as_bytes(), 1_700_000_000, "café".as_bytes()),
+            "sha256=5fd10bb023967e35416067c6276f70859e09990949cf9964e7dbd3268e3d9054"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after("Wed, 31 Dec 2025 23:59:00 GMT", now), Some(Duration::ZERO), "past: now");
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("1.5", now), None);
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retry_after_replaces_the_backoff_up_to_a_limit_and_never_adds_attempts() {
+        let backoff = Some(Duration::from_secs(2));
+        assert_eq!(next_wait(None, backoff), backoff);
+        assert_eq!(next_wait(Some(Duration::from_secs(5)), backoff), Some(Duration::from_secs(5)));
+        assert_eq!(next_wait(Some(MAX_RETRY_AFTER), backoff), Some(MAX_RETRY_AFTER));
+        assert_eq!(next_wait(Some(MAX_RETRY_AFTER + Duration::from_secs(1)), backoff), None);
+        assert_eq!(next_wait(Some(Duration::from_secs(1)), None), None);
+    }
+
+    #[test]
+    fn clip_cuts_between_characters() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "ab…");
+        assert_eq!(clip("ééé€", 3), "éé…");
+    }
+
+    /// One answer of the test server: status, headers, body, and a delay before it.
+    #[derive(Clone)]
+    struct Answer(u16, &'static [(&'static str, &'static str)], &'static str, Duration);
+
+    fn answer_with(status: u16) -> Answer {
+        Answer(status, &[], "", Duration::ZERO)
+    }
+
+    #[derive(Clone, Default)]
+    struct Server {
+        script: Arc<Mutex<Vec<Answer>>>,
+        seen: Arc<Mutex<Vec<(Instant, HeaderMap, Bytes)>>>,
+    }
+
+    async fn record(State(server): State<Server>, headers: HeaderMap, body: Bytes) -> AxumResponse {
+        server.seen.lock().unwrap().push((Instant::now(), headers, body));
+        let Answer(status, headers, body, delay) = {
+            let mut script = server.script.lock().unwrap();
+            if script.len() > 1 { script.remove(0) } else { script[0].clone() }
+        };
+        tokio::time::sleep(delay).await;
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        (StatusCode::from_u16(status).unwrap(), map, body).into_response()
+    }
+
+    /// A server on loopback that answers per `script` (its last answer again
+    /// once the others are used) and records each request; and a sink for it.
+    async fn serve(script: Vec<Answer>, format: WebhookFormat, secret: Option<&str>) -> (Server, WebhookSink) {
+        let server = Server { script: Arc::new(Mutex::new(script)), ..Server::default() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(record).with_state(server.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let options = Webhook {
+            url: format!("http://{address}/services/T0/B0/TOKEN?key=QUERY"),
+            format,
+            secret: secret.map(|s| Secret(s.to_owned())),
+            timeout: Duration::from_millis(500),
+        };
+        let mut sink = WebhookSink::new("hook", &options).unwrap();
+        sink.endpoint.backoff =
+            ExponentialBuilder::default().with_min_delay(Duration::from_millis(20)).with_max_times(2);
+        (server, sink)
+    }
+
+    impl Server {
+        fn count(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
+    }
+
+    async fn send(sink: &WebhookSink) -> Result<(), SinkError> {
+        let notification = bounce(BOUNCE_JSON);
+        sink.deliver(ORIGIN, Item::Notification { notification: &notification, routes: &["dev", "all"] }).await
+    }
+
+    /// The error does not give away the URL's path or query.
+    fn assert_names_host_only(error: &SinkError) {
+        let text = error.to_string();
+        assert!(text.contains("127.0.0.1:"), "{text}");
+        assert!(!text.contains("TOKEN") && !text.contains("QUERY") && !text.contains("services"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn posts_the_file_record_signed_with_headers_a_receiver_can_check() {
+        let (server, sink) = serve(vec![answer_with(204)], WebhookFormat::Json, Some("s3cret")).await;
+        send(&sink).await.unwrap();
+        let seen = server.seen.lock().unwrap();
+        let [(_, headers, body)] = &seen[..] else { panic!("one request, not {}", seen.len()) };
+        let mut expected = super::super::file::line(
+            ORIGIN,
+            Item::Notification { notification: &bounce(BOUNCE_JSON), routes: &["dev", "all"] },
+        )
+        .unwrap();
+        expected.pop();
+        assert_eq!(body.as_ref(), expected.as_slice());
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["user-agent"], USER_AGENT);
+        let timestamp: u64 = headers[TIMESTAMP_HEADER].to_str().unwrap().parse().unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert!(now.abs_diff(timestamp) < 60, "{timestamp} vs {now}");
+        assert_eq!(headers[SIGNATURE_HEADER].to_str().unwrap(), signature(b"s3cret", timestamp, body));
+    }
+
+    #[tokio::test]
+    async fn without_a_secret_nothing_is_signed() {
+        let (server, sink) = serve(vec![answer_with(200)], WebhookFormat::Slack, None).await;
+        send(&sink).await.unwrap();
+        let seen = server.seen.lock().unwrap();
+        assert!(!seen[0].1.contains_key(SIGNATURE_HEADER) && !seen[0].1.contains_key(TIMESTAMP_HEADER));
+        let message: serde_json::Value = serde_json::from_slice(&seen[0].2).unwrap();
+        assert_eq!(message["text"], "Permanent bounce (General) from dev@dev.example.com to jane@example.org");
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_tried_again_then_left_to_sqs() {
+        let (server, sink) = serve(vec![answer_with(503), answer_with(200)], WebhookFormat::Json, None).await;
+        send(&sink).await.unwrap();
+        assert_eq!(server.count(), 2);
+
+        let (server, sink) =
+            serve(vec![Answer(500, &[], "rollup_error", Duration::ZERO)], WebhookFormat::Json, None).await;
+        let error = send(&sink).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert!(
+            error.to_string().ends_with("answered 500 Internal Server Error: rollup_error (will retry)"),
+            "{error}"
+        );
+        assert_names_host_only(&error);
+        assert_eq!(server.count(), ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_short_retry_after_is_waited_out_and_a_long_one_is_left_to_sqs() {
+        let short = Answer(429, &[("retry-after", "1")], "", Duration::ZERO);
+        let (server, sink) = serve(vec![short, answer_with(200)], WebhookFormat::Json, None).await;
+        send(&sink).await.unwrap();
+        let waited = {
+            let seen = server.seen.lock().unwrap();
+            seen[1].0 - seen[0].0
+        };
+        assert!(waited >= Duration::from_secs(1), "{waited:?}: Retry-After rather than the 20 ms backoff");
+
+        let long = Answer(429, &[("retry-after", "120")], "slow down", Duration::ZERO);
+        let (server, sink) = serve(vec![long], WebhookFormat::Json, None).await;
+        let error = send(&sink).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("429 Too Many Requests (Retry-After 120 s): slow down"), "{error}");
+        assert_eq!(server.count(), 1, "no wait of two minutes here");
+    }
+
+    #[tokio::test]
+    async fn other_client_errors_and_redirects_are_permanent_at_once() {
+        let (server, sink) =
+            serve(vec![Answer(400, &[], "invalid_blocks\n", Duration::ZERO)], WebhookFormat::Slack, None).await;
+        let error = send(&sink).await.unwrap_err();
+        assert!(!error.is_retryable(), "{error}");
+        assert!(error.to_string().ends_with("answered 400 Bad Request: invalid_blocks (permanent)"), "{error}");
+        assert_names_host_only(&error);
+        assert_eq!(server.count(), 1);
+
+        let moved = Answer(301, &[("location", "https://example.test/TOKEN2")], "", Duration::ZERO);
+        let (server, sink) = serve(vec![moved], WebhookFormat::Json, None).await;
+        let error = send(&sink).await.unwrap_err();
+        assert!(!error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("301 Moved Permanently: redirects are not followed"), "{error}");
+        assert!(!error.to_string().contains("TOKEN2"), "{error}");
+        assert_eq!(server.count(), 1, "the redirect is not followed");
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_refused_connections_are_retryable_and_name_the_host_only() {
+        let slow = Answer(200, &[], "", Duration::from_secs(2));
+        let (server, sink) = serve(vec![slow], WebhookFormat::Json, None).await;
+        let error = send(&sink).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("gave no answer within 0.5 s"), "{error}");
+        assert_names_host_only(&error);
+        assert_eq!(server.count(), ATTEMPTS);
+
+        // A port just freed: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let options = Webhook {
+            url: format!("http://{address}/TOKEN?QUERY"),
+            format: WebhookFormat::Json,
+            secret: None,
+            timeout: Duration::from_secs(1),
+        };
+        let mut sink = WebhookSink::new("hook", &options).unwrap();
+        sink.endpoint.backoff =
+            ExponentialBuilder::default().with_min_delay(Duration::from_millis(1)).with_max_times(1);
+        let error = send(&sink).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().starts_with(&format!("cannot reach {address}: ")), "{error}");
+        assert_names_host_only(&error);
+    }
+
+    #[test]
+    fn neither_debug_nor_errors_show_the_secret_or_the_path() {
+        let options = Webhook {
+            url: "https://hooks.slack.com/services/T0/B0/TOKEN".into(),
+            format: WebhookFormat::Slack,
+            secret: Some(Secret("s3cret".into())),
+            timeout: Duration::from_secs(10),
+        };
+        let sink = WebhookSink::new("hook", &options).unwrap();
+        let debug = format!("{sink:?}");
+        assert!(debug.contains("hooks.slack.com") && !debug.contains("TOKEN") && !debug.contains("s3cret"), "{debug}");
+        let bad = Webhook { url: "https://hooks.slack.com:99999/TOKEN".into(), ..options };
+        let error = WebhookSink::new("hook", &bad).unwrap_err();
+        assert!(!error.contains("TOKEN"), "{error}");
     }
 }
