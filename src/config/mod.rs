@@ -128,8 +128,22 @@ impl SinkKind {
 fn redact_url(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // user:password@ is a credential too.
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
     let scheme = url.split_once("://").map_or("https", |(scheme, _)| scheme);
     if host.len() == rest.len() { url.to_owned() } else { format!("{scheme}://{host}/...") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacted_urls_keep_scheme_and_host_only() {
+        assert_eq!(redact_url("https://hooks.slack.com/services/T/B/X"), "https://hooks.slack.com/...");
+        assert_eq!(redact_url("https://user:pw@example.test/hook?t=1"), "https://example.test/...");
+        assert_eq!(redact_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+    }
 }
 
 /// A password or key: kept out of `Debug` output and so out of logs.

@@ -25,6 +25,7 @@ const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 10;
 const DEFAULT_S3_PREFIX: &str = "sesroute";
 const DEFAULT_S3_BATCH_MAX: u64 = 1000;
 const DEFAULT_S3_BATCH_WINDOW_SECS: u64 = 60;
+const MAX_S3_BATCH_MAX: u64 = 100_000;
 /// SQS's own limits.
 const MAX_WAIT_TIME_SECS: u32 = 20;
 const MAX_VISIBILITY_TIMEOUT_SECS: u32 = 43_200;
@@ -304,7 +305,10 @@ fn tls_and_port(issues: &mut Issues, key: &str, raw: &RawEmailSink) -> (Tls, u16
 }
 
 fn webhook(issues: &mut Issues, key: &str, raw: RawWebhookSink) -> Webhook {
-    check_url(issues, &format!("{key}.url"), &raw.url);
+    // Not quoted back: a webhook URL often holds a token.
+    if !(raw.url.starts_with("https://") || raw.url.starts_with("http://")) || raw.url.len() <= "https://".len() {
+        issues.push(format!("{key}.url"), "is not an http(s) URL");
+    }
     let format = match raw.format.as_deref().unwrap_or("json") {
         "json" => WebhookFormat::Json,
         "slack" => WebhookFormat::Slack,
@@ -335,6 +339,12 @@ fn s3(issues: &mut Issues, key: &str, raw: RawS3Sink) -> S3 {
     }
     let prefix = raw.prefix.unwrap_or_else(|| DEFAULT_S3_PREFIX.to_owned()).trim_matches('/').to_owned();
     let batch_max = positive(issues, &format!("{key}.batch_max"), raw.batch_max.map(u64::from), DEFAULT_S3_BATCH_MAX);
+    if batch_max > MAX_S3_BATCH_MAX {
+        issues.push(
+            format!("{key}.batch_max"),
+            format!("{batch_max} is above {MAX_S3_BATCH_MAX} (a batch is held in memory)"),
+        );
+    }
     let batch_window = Duration::from_secs(positive(
         issues,
         &format!("{key}.batch_window_secs"),

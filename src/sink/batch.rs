@@ -98,7 +98,9 @@ async fn collect<T, R, F, Fut>(
 {
     let max = options.max_items.max(1);
     let flushes = Arc::new(Semaphore::new(options.max_flushes.max(1)));
-    let mut pending = Vec::with_capacity(max);
+    // Room for a typical batch; a digest's or an archive's (thousands) grows as it fills.
+    let room = max.min(64);
+    let mut pending = Vec::with_capacity(room);
     while let Some(first) = rx.recv().await {
         pending.push(first);
         let deadline = Instant::now() + options.linger;
@@ -122,7 +124,7 @@ async fn collect<T, R, F, Fut>(
         }
         // While every flush is busy the channel keeps filling, so the next batch is fuller.
         let Ok(permit) = Arc::clone(&flushes).acquire_owned().await else { break };
-        let batch = std::mem::replace(&mut pending, Vec::with_capacity(max));
+        let batch = std::mem::replace(&mut pending, Vec::with_capacity(room));
         let flush = Arc::clone(&flush);
         tokio::spawn(async move {
             let _permit = permit;

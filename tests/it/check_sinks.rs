@@ -112,7 +112,12 @@ fn webhook_mistakes_name_their_keys_and_the_summary_hides_the_url_path() {
     assert!(run.stdout.contains("https://hooks.slack.com/... (slack)"), "{}", run.stdout);
     assert!(!run.stdout.contains("XXXX"), "the token in the URL is not printed: {}", run.stdout);
     assert!(rejects(&hook.replace("slack\"", "teams\""), "sinks.team.format").contains("json, slack"));
-    assert!(rejects(&hook.replace("https://", "ftp://"), "sinks.team.url").contains("not an http(s) URL"));
+    let bad_url = rejects(&hook.replace("https://", "ftp://"), "sinks.team.url");
+    assert!(bad_url.contains("not an http(s) URL") && !bad_url.contains("XXXX"), "{bad_url}");
+    assert!(
+        rejects("type = \"s3\"\nbucket = \"abc\"\nbatch_max = 1000000", "sinks.team.batch_max")
+            .contains("above 100000")
+    );
     let both = format!("{hook}\nsecret = \"a\"\nsecret_env = \"B\"");
     assert!(rejects(&both, "sinks.team.secret").contains("only one of"));
 }

@@ -26,7 +26,7 @@ struct Smtp {
 #[derive(Debug)]
 struct Mail {
     rcpt_tos: Vec<String>,
-    mail_from: String,
+    envelope_from: String,
     headers: Vec<(String, String)>,
     subject: String,
     text: String,
@@ -86,8 +86,9 @@ impl Smtp {
             if !envelope.exists() {
                 break;
             }
-            let envelope: Value = serde_json::from_str(&std::fs::read_to_string(envelope).unwrap()).unwrap();
-            let raw = std::fs::read(self.dir.join(format!("{n}.eml"))).unwrap();
+            let envelope = std::fs::read_to_string(envelope).expect("the envelope file");
+            let envelope: Value = serde_json::from_str(&envelope).expect("the envelope is JSON");
+            let raw = std::fs::read(self.dir.join(format!("{n}.eml"))).expect("the email file");
             let parsed = mailparse::parse_mail(&raw).expect("a valid email");
             let part = |mime: &str| {
                 parsed
@@ -100,8 +101,13 @@ impl Smtp {
                     .replace("\r\n", "\n")
             };
             mails.push(Mail {
-                rcpt_tos: envelope["rcpt_tos"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect(),
-                mail_from: envelope["mail_from"].as_str().unwrap().into(),
+                rcpt_tos: envelope["rcpt_tos"]
+                    .as_array()
+                    .expect("rcpt_tos")
+                    .iter()
+                    .map(|v| v.as_str().expect("an address").into())
+                    .collect(),
+                envelope_from: envelope["mail_from"].as_str().expect("mail_from").into(),
                 headers: parsed.headers.iter().map(|h| (h.get_key(), h.get_value())).collect(),
                 subject: parsed.headers.get_first_value("Subject").unwrap_or_default(),
                 text: part("text/plain"),
@@ -202,7 +208,7 @@ async fn immediate_mode_sends_one_readable_email_per_notification_to_the_configu
         let mut rcpt = mail.rcpt_tos.clone();
         rcpt.sort();
         assert_eq!(rcpt, ["dev@acme.test", "oncall@acme.test", "qa@acme.test"], "the config's to and cc, no more");
-        assert_eq!(mail.mail_from, "sesroute@acme.test");
+        assert_eq!(mail.envelope_from, "sesroute@acme.test");
         assert_eq!(mail.header("Bcc"), None);
         assert_eq!(mail.header("X-Evil"), None);
         assert!(mail.header("To").unwrap().contains("Dev Team"), "{:?}", mail.headers);
@@ -241,7 +247,7 @@ async fn a_digest_lists_a_windows_notifications_with_counts_by_kind_and_sender_d
         email_sink("digest", &smtp, "mode = \"digest\"\ndigest_window_secs = 3\ndigest_max = 4"),
         route_all("digest"),
     ));
-    let mails = smtp.wait_for_mails(1, Duration::from_secs(20)).await;
+    smtp.wait_for_mails(1, Duration::from_secs(20)).await;
     aws.wait_for_total(&queue, 0, Duration::from_secs(10)).await;
     // No second digest follows: the window held all five.
     tokio::time::sleep(Duration::from_secs(4)).await;
