@@ -396,6 +396,13 @@ fn secret(
     let value = if let Some(value) = inline {
         value
     } else if let Some(var) = env {
+        if var.starts_with(super::ENV_PREFIX) {
+            issues.push(
+                format!("{key}.{name}_env"),
+                format!("{var}: {}* variables override config keys; give the secret another name", super::ENV_PREFIX),
+            );
+            return None;
+        }
         let Ok(value) = std::env::var(&var) else {
             issues.push(format!("{key}.{name}_env"), format!("environment variable {var} is not set"));
             return None;

@@ -138,3 +138,49 @@ fn max_per_minute_must_be_positive_on_any_sink() {
     assert!(rejects("type = \"log\"\nmax_per_minute = 0", "sinks.team.max_per_minute").contains("at least 1"));
     assert_eq!(check(&config("type = \"log\"\nmax_per_minute = 30"), &[]).code, 0);
 }
+
+#[test]
+fn the_teams_example_sends_each_team_its_feedback_and_archives_everything() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/teams.example.toml");
+    let missing = Run::of(sesroute().args(["check", "--config"]).arg(&path).env_remove("SMTP_PASSWORD"));
+    assert_eq!(missing.code, 2, "the SMTP password must be given: {}", missing.stderr);
+    assert!(
+        missing.stderr.contains("password_env: environment variable SMTP_PASSWORD is not set"),
+        "{}",
+        missing.stderr
+    );
+
+    let body = |kind: &str, source: &str| {
+        let payload = match kind {
+            "Bounce" => {
+                serde_json::json!({"bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "r@x.test"}]}})
+            }
+            "Complaint" => serde_json::json!({"complaint": {"complainedRecipients": [{"emailAddress": "r@x.test"}]}}),
+            _ => serde_json::json!({"delivery": {"recipients": ["r@x.test"]}}),
+        };
+        let mut body = serde_json::json!({"notificationType": kind, "mail": {"source": source, "messageId": "m", "destination": ["r@x.test"]}});
+        body.as_object_mut().expect("an object").extend(payload.as_object().expect("an object").clone());
+        body.to_string()
+    };
+    let cases = [
+        (body("Bounce", "app@dev.acme.example"), vec!["archive", "developers"]),
+        (body("Complaint", "app@staging.acme.example"), vec!["archive", "qa-slack"]),
+        (body("Bounce", "Offers <offers@news.acme.example>"), vec!["archive", "marketing"]),
+        (body("Bounce", "orders@acme.example"), vec!["archive", "customer-service", "customer-service-topic"]),
+        (body("Complaint", "orders@acme.example"), vec!["archive", "customer-service", "customer-service-topic"]),
+        (body("Delivery", "orders@acme.example"), vec!["archive"]),
+    ];
+    let input: Vec<&str> = cases.iter().map(|(body, _)| body.as_str()).collect();
+    let run = Run::of(
+        sesroute().args(["route", "--config"]).arg(&path).env("SMTP_PASSWORD", "x").write_stdin(input.join("\n")),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let decisions = run.decisions();
+    assert_eq!(decisions.len(), cases.len());
+    for ((body, expected), decision) in cases.iter().zip(&decisions) {
+        let mut sinks: Vec<&str> =
+            decision["sinks"].as_array().expect("sinks").iter().map(|s| s.as_str().expect("a name")).collect();
+        sinks.sort_unstable();
+        assert_eq!(&sinks, expected, "{body}");
+    }
+}
