@@ -87,10 +87,13 @@ fn an_smtp_password_comes_from_the_environment_or_a_file_never_the_config() {
     let inline = rejects(&format!("{EMAIL}\nusername = \"u\"\npassword = \"hunter2\""), "sinks.team.password");
     assert!(inline.contains("password_env"), "{inline}");
     let missing = rejects(
-        &format!("{EMAIL}\nusername = \"u\"\npassword_env = \"SESROUTE_TEST_NO_SUCH_VAR\""),
+        &format!("{EMAIL}\nusername = \"u\"\npassword_env = \"NO_SUCH_SMTP_PASSWORD_VAR\""),
         "sinks.team.password_env",
     );
-    assert!(missing.contains("SESROUTE_TEST_NO_SUCH_VAR is not set"), "{missing}");
+    assert!(missing.contains("NO_SUCH_SMTP_PASSWORD_VAR is not set"), "{missing}");
+    let prefixed =
+        rejects(&format!("{EMAIL}\nusername = \"u\"\npassword_env = \"SESROUTE_PASSWORD\""), "sinks.team.password_env");
+    assert!(prefixed.contains("override config keys"), "{prefixed}");
     let set = check(
         &config(&format!("{EMAIL}\nusername = \"u\"\npassword_env = \"SMTP_PASSWORD_FOR_TEST\"")),
         &[("SMTP_PASSWORD_FOR_TEST", "hunter2")],
@@ -183,4 +186,19 @@ fn the_teams_example_sends_each_team_its_feedback_and_archives_everything() {
         sinks.sort_unstable();
         assert_eq!(&sinks, expected, "{body}");
     }
+}
+
+#[test]
+fn the_readmes_classic_setup_is_a_valid_config() {
+    let readme = crate::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let section = readme.split("### The classic setup").nth(1).expect("the README has the classic setup");
+    let toml = section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block");
+    let run = check(toml, &[("SMTP_PASSWORD", "x")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "no warnings: {}", run.stderr);
+    assert!(
+        run.stdout.contains("production-problems      -> customer-service, customer-service-topic"),
+        "{}",
+        run.stdout
+    );
 }
