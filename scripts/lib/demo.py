@@ -3,11 +3,14 @@ on the local emulator, publishes realistic SES feedback from four sending
 environments, waits for sesroute to drain the queues, and reports where each
 notification went. Python standard library only.
 
-    demo.py setup ENDPOINT | publish ENDPOINT | wait ENDPOINT | report
+    demo.py setup ENDPOINT | publish ENDPOINT | wait ENDPOINT | report ENDPOINT
 """
 
 import glob
+import gzip
 import json
+import os
+import re
 import sys
 import time
 import urllib.parse
@@ -45,7 +48,19 @@ def topic_arn(name):
     return f"arn:aws:sns:us-east-1:000000000000:{name}"
 
 
+BUCKET = "demo-ses-archive"
+
+
+def s3(endpoint, path, method="GET"):
+    headers = {"Authorization": AUTH.format(service="s3")}
+    request = urllib.request.Request(f"{endpoint}/{path}", method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
 def setup(endpoint):
+    s3(endpoint, BUCKET, method="PUT")
+    print(f"  archive  bucket {BUCKET}")
     for source, name in QUEUES.items():
         url = sqs(endpoint, "CreateQueue", {"QueueName": name, "Attributes": {"VisibilityTimeout": "30"}})["QueueUrl"]
         arn = sqs(endpoint, "GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["QueueArn"]})["Attributes"]["QueueArn"]
@@ -141,7 +156,7 @@ def wait(endpoint, timeout=60):
     sys.exit("demo: the queues did not drain within a minute; see target/demo/sesroute.log")
 
 
-def report():
+def report(endpoint):
     print(f"\n{'sink':18} {'kind':14} {'source':28} {'message id':18} routes")
     for path in sorted(glob.glob("target/demo/*.jsonl")):
         sink = path.rsplit("/", 1)[-1].removesuffix(".jsonl")
@@ -153,10 +168,20 @@ def report():
                     continue
                 print(f"{sink:18} {entry['kind']:14} {entry['source']:28} {entry['message_id']:18} {','.join(entry['routes'])}")
 
+    print("\nemails received by the local SMTP server (target/demo/mail/):")
+    for path in sorted(glob.glob("target/demo/mail/*.eml"), key=lambda p: int(os.path.basename(p).split(".")[0])):
+        with open(path, encoding="utf-8", errors="replace") as eml:
+            headers = eml.read().split("\n\n", 1)[0]
+        field = lambda name: (re.search(rf"^{name}: (.*)$", headers, re.M | re.I) or [None, ""])[1].strip()
+        print(f"  {os.path.basename(path)}  To: {field('To')}  Subject: {field('Subject')}")
+
+    listing = s3(endpoint, f"{BUCKET}?list-type=2").decode()
+    print(f"\nS3 archive (s3://{BUCKET}/):")
+    for key in re.findall(r"<Key>([^<]+)</Key>", listing):
+        lines = gzip.decompress(s3(endpoint, f"{BUCKET}/{key}")).decode().splitlines()
+        print(f"  {key}  {len(lines)} notifications")
+
 
 if __name__ == "__main__":
     command = sys.argv[1]
-    if command == "report":
-        report()
-    else:
-        {"setup": setup, "publish": publish, "wait": wait}[command](sys.argv[2])
+    {"setup": setup, "publish": publish, "wait": wait, "report": report}[command](sys.argv[2])
