@@ -333,3 +333,65 @@ async fn shutdown_sends_the_pending_digest_instead_of_waiting_for_its_window() {
     assert_eq!(mails[0].subject, "[sesroute] digest: 2 notifications (1 bounce, 1 complaint)");
     assert_eq!(aws.depth(&queue).await.total(), 0, "and its messages were deleted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_sends_the_pending_digest_of_the_sinks_it_replaces() {
+    let Some(aws) = Aws::connect("email_reload").await else { return };
+    let mut daemon = Daemon::new();
+    let Some(mut smtp) = Smtp::new("email_reload", &daemon.path("mail")) else { return };
+    smtp.start();
+    let queue = aws.create_queue("in").await;
+    aws.send(&queue, &bounce("r-1", "a@dev.acme.test", "r@x.test", "s")).await;
+    let config = |window: u32| {
+        format!(
+            "{}{}{}{}",
+            config_head(&aws.endpoint),
+            source("in", &queue, ""),
+            email_sink("digest", &smtp, &format!("mode = \"digest\"\ndigest_window_secs = {window}")),
+            route_all("digest"),
+        )
+    };
+    daemon.start(&config(3600));
+    eventually("the message received", Duration::from_secs(20), async || {
+        let depth = aws.depth(&queue).await;
+        if depth.in_flight == 1 { Ok(()) } else { Err(format!("{depth:?}")) }
+    })
+    .await;
+
+    std::fs::write(daemon.path("config.toml"), config(1800)).expect("the new config is written");
+    daemon.signal("HUP");
+    let mails = smtp.wait_for_mails(1, Duration::from_secs(15)).await;
+    assert_eq!(mails[0].subject, "[sesroute] digest: 1 notification (1 bounce)");
+    aws.wait_for_total(&queue, 0, Duration::from_secs(10)).await;
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_is_required_a_server_without_it_gets_nothing_and_the_message_stays() {
+    let Some(aws) = Aws::connect("email_starttls").await else { return };
+    let mut daemon = Daemon::new();
+    let Some(mut smtp) = Smtp::new("email_starttls", &daemon.path("mail")) else { return };
+    smtp.start();
+    let queue = aws.create_queue("in").await;
+    aws.send(&queue, &bounce("t-1", "a@dev.acme.test", "r@x.test", "s")).await;
+
+    // The local server offers no STARTTLS: sending in clear text instead is not an option.
+    daemon.start(&format!(
+        "{}{}{}{}",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        email_sink("mail", &smtp, "").replace("tls = \"none\"", "tls = \"starttls\""),
+        route_all("mail"),
+    ));
+    eventually("a failed delivery", Duration::from_secs(20), async || {
+        let failed = daemon.log().iter().any(|l| l["message"] == "delivery failed");
+        if failed { Ok(()) } else { Err("no failed delivery logged yet".to_owned()) }
+    })
+    .await;
+    daemon.stop().await;
+
+    assert!(smtp.mails().is_empty(), "nothing was sent without TLS");
+    assert_eq!(aws.depth(&queue).await.total(), 1, "the message stays in SQS");
+    let failure = daemon.log().into_iter().find(|l| l["message"] == "delivery failed").expect("the failure");
+    assert!(failure["error"].as_str().is_some_and(|e| e.contains("(will retry)")), "{failure}");
+}
