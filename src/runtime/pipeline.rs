@@ -187,9 +187,12 @@ async fn handle(
 
 /// Delivers to each sink concurrently; one log line per failed delivery.
 ///
-/// Once only sinks that hold items for a batch window (digests, the archive)
-/// are left, the in-flight slot is given back: a message waiting an hour for
-/// its digest must not keep the source from receiving more.
+/// Sinks that hold items for a batch window (digests, the archive) first take
+/// the item into their batch; once they all have and the other sinks are done,
+/// the in-flight slot is given back while the answers of the batches are
+/// awaited: a message waiting an hour for its digest must not keep the source
+/// from receiving more. A full batching sink makes `hold` wait, so the slot
+/// is kept and receiving slows down instead of piling messages up.
 async fn deliver(
     sinks: &Sinks,
     origin: Origin<'_>,
@@ -197,40 +200,41 @@ async fn deliver(
     ids: &[SinkId],
     permit: Option<OwnedSemaphorePermit>,
 ) -> Vec<(SinkId, Result<(), SinkError>)> {
+    let started = Instant::now();
     let (held, direct): (Vec<SinkId>, Vec<SinkId>) = ids.iter().partition(|id| sinks.get(**id).1.holds());
-    let direct = async {
-        let results = deliver_each(sinks, origin, item, &direct).await;
-        drop(permit);
-        results
-    };
-    let (mut results, held) = tokio::join!(direct, deliver_each(sinks, origin, item, &held));
-    results.extend(held);
+    let direct = join_all(direct.iter().map(|id| async move {
+        let (name, sink) = sinks.get(*id);
+        let result = sink.deliver(origin, item).await;
+        record(name, started, &result);
+        (*id, result)
+    }));
+    let held = join_all(held.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
+    let (mut results, held) = tokio::join!(direct, held);
+    drop(permit);
+    let answers = join_all(held.into_iter().map(|(id, pending)| async move {
+        let result = match pending {
+            Ok(pending) => pending.answer().await,
+            Err(e) => Err(e),
+        };
+        record(sinks.get(id).0, started, &result);
+        (id, result)
+    }));
+    results.extend(answers.await);
     results
 }
 
-async fn deliver_each(
-    sinks: &Sinks,
-    origin: Origin<'_>,
-    item: Item<'_>,
-    ids: &[SinkId],
-) -> Vec<(SinkId, Result<(), SinkError>)> {
-    join_all(ids.iter().map(|id| async move {
-        let (name, sink) = sinks.get(*id);
-        let started = Instant::now();
-        let result = sink.deliver(origin, item).await;
-        metrics::histogram!(DELIVERY_SECONDS, "sink" => name.to_owned()).record(started.elapsed().as_secs_f64());
-        let label = match &result {
-            Ok(()) => "ok",
-            Err(SinkError::Retryable(_)) => "retryable",
-            Err(SinkError::Permanent(_)) => "permanent",
-        };
-        metrics::counter!(DELIVERIES, "sink" => name.to_owned(), "result" => label).increment(1);
-        if let Err(e) = &result {
-            warn!(sink = %name, error = %e, "delivery failed");
-        }
-        (*id, result)
-    }))
-    .await
+/// A delivery's metrics, and a log line when it failed.
+fn record(name: &str, started: Instant, result: &Result<(), SinkError>) {
+    metrics::histogram!(DELIVERY_SECONDS, "sink" => name.to_owned()).record(started.elapsed().as_secs_f64());
+    let label = match result {
+        Ok(()) => "ok",
+        Err(SinkError::Retryable(_)) => "retryable",
+        Err(SinkError::Permanent(_)) => "permanent",
+    };
+    metrics::counter!(DELIVERIES, "sink" => name.to_owned(), "result" => label).increment(1);
+    if let Err(e) = result {
+        warn!(sink = %name, error = %e, "delivery failed");
+    }
 }
 
 /// Hands a body that cannot be delivered to the dead-letter sink, if there is

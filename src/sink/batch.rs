@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sns::error::{BuildError, ProvideErrorMetadata, SdkError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,9 @@ pub struct Options {
     pub linger: Duration,
     /// The most flushes running at once; further batches wait (and grow).
     pub max_flushes: usize,
-    /// Items that may wait for a batch before `submit` itself waits.
+    /// Items submitted and not answered yet (waiting, batched or being
+    /// flushed), at most: beyond, `enqueue` waits for room. This bounds what
+    /// a batcher holds in memory, and pushes back on whoever feeds it.
     pub queue: usize,
 }
 
@@ -35,6 +37,29 @@ impl Options {
 
 type Reply<R> = oneshot::Sender<Result<R, SinkError>>;
 
+/// An item's room in the batcher (see [`Options::queue`]), held until it is answered.
+type Room = OwnedSemaphorePermit;
+
+/// The answer to one enqueued item, once its batch is flushed.
+#[derive(Debug)]
+pub struct Pending<R>(oneshot::Receiver<Result<R, SinkError>>);
+
+impl<R> Pending<R> {
+    /// An answer already known (the item never needed a batch).
+    pub fn ready(result: Result<R, SinkError>) -> Pending<R> {
+        let (reply, answer) = oneshot::channel();
+        let _ = reply.send(result);
+        Pending(answer)
+    }
+
+    pub async fn answer(self) -> Result<R, SinkError> {
+        // A dropped reply means the flush task died before answering: nothing says it was sent.
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(SinkError::Retryable("the batch was dropped before it was sent".to_owned())))
+    }
+}
+
 /// Groups items submitted concurrently into batches for one flush call, and
 /// answers each submitter with the result of its own item.
 ///
@@ -43,7 +68,8 @@ type Reply<R> = oneshot::Sender<Result<R, SinkError>>;
 /// returns one result per item, in the order given. The task ends when the
 /// batcher is dropped, after the items already submitted are flushed.
 pub struct Batcher<T, R> {
-    tx: mpsc::Sender<(T, Reply<R>)>,
+    tx: mpsc::Sender<(T, Reply<R>, Room)>,
+    room: Arc<Semaphore>,
     /// Once cancelled, batches go out without waiting for their linger.
     hurry: CancellationToken,
 }
@@ -65,7 +91,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let hurry = CancellationToken::new();
         runtime.spawn(collect(rx, options, hurry.clone(), Arc::new(flush)));
-        Ok(Batcher { tx, hurry })
+        Ok(Batcher { tx, room: Arc::new(Semaphore::new(options.queue.max(1))), hurry })
     }
 
     /// From now on, flushes what is waiting at once instead of at the end of
@@ -76,17 +102,22 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 
     /// Hands `item` to the next batch and waits for its own result.
     pub async fn submit(&self, item: T) -> Result<R, SinkError> {
+        self.enqueue(item).await?.answer().await
+    }
+
+    /// Hands `item` to the next batch once there is room for it; the
+    /// [`Pending`] answer comes when its batch is flushed.
+    pub async fn enqueue(&self, item: T) -> Result<Pending<R>, SinkError> {
+        let stopped = || SinkError::Retryable("the batcher has stopped".to_owned());
+        let room = Arc::clone(&self.room).acquire_owned().await.map_err(|_| stopped())?;
         let (reply, answer) = oneshot::channel();
-        self.tx.send((item, reply)).await.map_err(|_| SinkError::Retryable("the batcher has stopped".to_owned()))?;
-        // A dropped reply means the flush task died before answering: nothing says it was sent.
-        answer
-            .await
-            .unwrap_or_else(|_| Err(SinkError::Retryable("the batch was dropped before it was sent".to_owned())))
+        self.tx.send((item, reply, room)).await.map_err(|_| stopped())?;
+        Ok(Pending(answer))
     }
 }
 
 async fn collect<T, R, F, Fut>(
-    mut rx: mpsc::Receiver<(T, Reply<R>)>,
+    mut rx: mpsc::Receiver<(T, Reply<R>, Room)>,
     options: Options,
     hurry: CancellationToken,
     flush: Arc<F>,
@@ -128,9 +159,11 @@ async fn collect<T, R, F, Fut>(
         let flush = Arc::clone(&flush);
         tokio::spawn(async move {
             let _permit = permit;
-            let (items, replies): (Vec<T>, Vec<Reply<R>>) = batch.into_iter().unzip();
+            let (items, replies): (Vec<T>, Vec<(Reply<R>, Room)>) =
+                batch.into_iter().map(|(item, reply, room)| (item, (reply, room))).unzip();
             let mut results = flush(items).await.into_iter();
-            for reply in replies {
+            // Each item's room is given back with its answer.
+            for (reply, _room) in replies {
                 let result = results.next().unwrap_or_else(|| {
                     Err(SinkError::Retryable("the batch call gave no result for this item".to_owned()))
                 });
@@ -610,6 +643,20 @@ mod tests {
         // The first window opens with item 1 at 10 s and closes an hour later;
         // item 4 opens the second, which closes an hour after it.
         assert_eq!(*flushes.lock().unwrap(), vec![(3610, vec![1, 2, 3]), (7300, vec![4])]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn enqueue_waits_for_room_while_queue_items_are_unanswered() {
+        let options = Options { max_items: 10, linger: Duration::from_secs(60), max_flushes: 1, queue: 2 };
+        let batcher =
+            Batcher::spawn(options, |items: Vec<u32>| async move { items.iter().map(|_| Ok(())).collect() }).unwrap();
+        let first = batcher.enqueue(1).await.unwrap();
+        let _second = batcher.enqueue(2).await.unwrap();
+        let third = tokio::time::timeout(Duration::from_secs(30), batcher.enqueue(3)).await;
+        assert!(third.is_err(), "no room for a third item while two wait for their window");
+        assert_eq!(first.answer().await, Ok(()), "the window closes at 60 s and answers both");
+        let third = tokio::time::timeout(Duration::from_secs(1), batcher.enqueue(3)).await;
+        assert!(third.is_ok(), "answered items gave their room back");
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
 use super::report::Report;
-use super::{BatchOptions, Batcher, Item, Origin, RateLimit, SinkError};
+use super::{BatchOptions, Batcher, Item, Origin, Pending, RateLimit, SinkError};
 use crate::config::{Email, EmailMode, Tls};
 
 /// A digest goes out early once it holds this many notifications, which
@@ -129,7 +129,13 @@ impl EmailSink {
             EmailMode::Immediate => None,
             EmailMode::Digest { window, .. } => {
                 let mailer = Arc::clone(&mailer);
-                let options = BatchOptions { max_items: DIGEST_MAX_ITEMS, linger: window, max_flushes: 1, queue: 1024 };
+                // Room for one full digest being sent and the next one filling.
+                let options = BatchOptions {
+                    max_items: DIGEST_MAX_ITEMS,
+                    linger: window,
+                    max_flushes: 1,
+                    queue: 2 * DIGEST_MAX_ITEMS,
+                };
                 Some(Batcher::spawn(options, move |reports: Vec<Report>| {
                     let mailer = Arc::clone(&mailer);
                     async move {
@@ -147,16 +153,24 @@ impl EmailSink {
     }
 
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+        self.hold(origin, item).await?.answer().await
+    }
+
+    /// Sends the email, or in digest mode puts the notification in the
+    /// current digest once there is room; the answer comes when it is sent.
+    pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
         match item {
             Item::Notification { notification, routes } => {
                 let report = Report::new(origin, notification, routes);
                 match &self.digest {
-                    Some(digest) => digest.submit(report).await,
-                    None => self.mailer.send_one(&report).await,
+                    Some(digest) => digest.enqueue(report).await,
+                    None => Ok(Pending::ready(self.mailer.send_one(&report).await)),
                 }
             }
             // A dead letter is news on its own: it never waits for a digest.
-            Item::DeadLetter { body, reason } => self.mailer.send_dead_letter(origin, body, reason).await,
+            Item::DeadLetter { body, reason } => {
+                Ok(Pending::ready(self.mailer.send_dead_letter(origin, body, reason).await))
+            }
         }
     }
 

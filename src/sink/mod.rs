@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::config::{Config, SinkKind};
 use crate::notification::Notification;
 
-pub use batch::{Batcher, Options as BatchOptions};
+pub use batch::{Batcher, Options as BatchOptions, Pending};
 
 /// What is handed to a sink: a routed notification, or a body sent to the
 /// dead-letter sink because it could not be understood or was rejected.
@@ -129,6 +129,17 @@ impl Sink {
             Kind::Email(sink) => sink.deliver(origin, item).await,
             Kind::Webhook(sink) => sink.deliver(origin, item).await,
             Kind::S3(sink) => sink.deliver(origin, item).await,
+        }
+    }
+
+    /// Takes the item, waiting only for room in the sink, and returns the
+    /// answer to come: for a sink that [`holds`](Sink::holds) items, once
+    /// their batch is sent; for any other, the delivery is done already.
+    pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
+        match &self.kind {
+            Kind::Email(sink) if sink.is_digest() => sink.hold(origin, item).await,
+            Kind::S3(sink) => sink.hold(origin, item).await,
+            _ => Ok(Pending::ready(self.deliver(origin, item).await)),
         }
     }
 

@@ -19,7 +19,7 @@ use flate2::write::GzEncoder;
 use tracing::info;
 
 use super::batch::{Batcher, Options, aws_error};
-use super::{Item, Origin, RateLimit, SinkError, file};
+use super::{Item, Origin, Pending, RateLimit, SinkError, file};
 use crate::config::S3;
 use crate::metrics::AWS_ERRORS;
 
@@ -72,7 +72,8 @@ impl S3Sink {
             max_items: options.batch_max,
             linger: options.batch_window,
             max_flushes: MAX_UPLOADS,
-            queue: options.batch_max,
+            // Every upload busy and the next batch filling: beyond that, deliveries wait.
+            queue: options.batch_max.saturating_mul(MAX_UPLOADS + 1),
         };
         let batcher = Batcher::spawn(batching, move |lines| Arc::clone(&archive).store(lines))?;
         Ok(S3Sink { batcher })
@@ -81,8 +82,14 @@ impl S3Sink {
     /// Returns once the object holding the item is stored. An item that cannot
     /// be encoded is refused alone, without joining (or failing) a batch.
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+        self.hold(origin, item).await?.answer().await
+    }
+
+    /// Puts the item in the current batch once there is room; the answer
+    /// comes when its object is stored.
+    pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
         let line = file::line(origin, item)?;
-        self.batcher.submit(line).await
+        self.batcher.enqueue(line).await
     }
 
     /// Uploads what is waiting now, and from now on without a window.
