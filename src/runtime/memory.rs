@@ -4,13 +4,13 @@
 //! Only messages that were not deleted after their delivery (a sink asked for
 //! a retry, or rejected) are remembered, keyed by the SQS message id (stable
 //! across redeliveries), for a bounded window and a bounded number of
-//! messages. Across restarts nothing is remembered: delivery is at least once.
+//! messages. Sinks are remembered by name, which a reload keeps (their ids
+//! follow the config's order and may change). Across restarts nothing is
+//! remembered: delivery is at least once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use crate::route::SinkId;
 
 /// How long a partial delivery is remembered.
 const WINDOW: Duration = Duration::from_secs(6 * 60 * 60);
@@ -24,19 +24,19 @@ pub struct Delivered {
 
 #[derive(Debug, Default)]
 struct Inner {
-    sinks: HashMap<String, Vec<SinkId>>,
+    sinks: HashMap<String, Vec<String>>,
     order: VecDeque<(Instant, String)>,
 }
 
 impl Delivered {
-    /// The sinks that already have the message with this SQS id.
-    pub fn sinks(&self, sqs_message_id: &str) -> Vec<SinkId> {
+    /// The names of the sinks that already have the message with this SQS id.
+    pub fn sinks(&self, sqs_message_id: &str) -> Vec<String> {
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.sinks.get(sqs_message_id).cloned().unwrap_or_default()
     }
 
-    /// Remembers that these sinks have the message.
-    pub fn remember(&self, sqs_message_id: &str, sinks: &[SinkId]) {
+    /// Remembers that the sinks with these names have the message.
+    pub fn remember(&self, sqs_message_id: &str, sinks: &[&str]) {
         if sinks.is_empty() {
             return;
         }
@@ -53,8 +53,8 @@ impl Delivered {
         let known = inner.sinks.entry(sqs_message_id.to_owned()).or_default();
         let fresh = known.is_empty();
         for sink in sinks {
-            if !known.contains(sink) {
-                known.push(*sink);
+            if !known.iter().any(|k| k == sink) {
+                known.push((*sink).to_owned());
             }
         }
         if fresh {
@@ -77,9 +77,9 @@ mod tests {
     fn remembers_each_sink_once_and_forgets_on_delete() {
         let memory = Delivered::default();
         assert!(memory.sinks("m1").is_empty());
-        memory.remember("m1", &[SinkId(0)]);
-        memory.remember("m1", &[SinkId(0), SinkId(2)]);
-        assert_eq!(memory.sinks("m1"), vec![SinkId(0), SinkId(2)]);
+        memory.remember("m1", &["archive"]);
+        memory.remember("m1", &["archive", "team"]);
+        assert_eq!(memory.sinks("m1"), ["archive", "team"]);
         assert!(memory.sinks("m2").is_empty());
         memory.forget("m1");
         assert!(memory.sinks("m1").is_empty());

@@ -29,7 +29,7 @@ pub struct Context {
 enum Action {
     /// Every sink has it (or it needs none): delete it. Names the sinks that
     /// have it, to remember should the delete fail and the message come back.
-    Delete(Vec<SinkId>),
+    Delete(Vec<String>),
     /// Not done: leave it and let it come back after a backoff.
     Later,
 }
@@ -81,6 +81,7 @@ pub async fn process(ctx: Arc<Context>, mut message: Received) {
                     Err(e) => {
                         metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch")
                             .increment(1);
+                        let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
                         shared.memory.remember(&message_id, &delivered);
                         warn!(error = %e, "delete failed: the message will be received again");
                     }
@@ -128,7 +129,7 @@ async fn handle(
         Err(e) => {
             Stats::add(&stats.errors);
             error!(error = %e, body_bytes = message.body.len(), "cannot understand the message");
-            return (dead_letter(ctx, routing, origin, &message.body, &e.to_string()).await, "error");
+            return (dead_letter(ctx, routing, message, origin, &e.to_string()).await, "error");
         }
     };
     let span = tracing::Span::current();
@@ -150,11 +151,14 @@ async fn handle(
     span.record("routes", field::display(routes.join(",")));
 
     let item = Item::Notification { notification: &notification, routes: &routes };
+    // Remembered by name: a reload since the last try may have renumbered the sinks.
     let already = ctx.shared.memory.sinks(&message.message_id);
-    let pending: Vec<SinkId> = decision.sinks.iter().copied().filter(|s| !already.contains(s)).collect();
+    let name = |id: SinkId| routing.sinks.get(id).0;
+    let pending: Vec<SinkId> =
+        decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == name(*s))).collect();
     let results = with_heartbeat(ctx, message, deliver(&routing.sinks, origin, item, &pending, permit)).await;
 
-    let delivered: Vec<SinkId> = results.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| *s).collect();
+    let delivered: Vec<&str> = results.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| name(*s)).collect();
     let outcome = results
         .into_iter()
         .map(|(_, result)| match result {
@@ -168,7 +172,7 @@ async fn handle(
         Outcome::Delivered => {
             Stats::add(&stats.delivered);
             info!(sinks = pending.len(), "delivered");
-            (Action::Delete(decision.sinks), "delivered")
+            (Action::Delete(decision.sinks.iter().map(|s| name(*s).to_owned()).collect()), "delivered")
         }
         Outcome::Retry(reason) => {
             Stats::add(&stats.retried);
@@ -180,7 +184,7 @@ async fn handle(
             Stats::add(&stats.rejected);
             ctx.shared.memory.remember(&message.message_id, &delivered);
             error!(error = %reason, "rejected by a sink");
-            (dead_letter(ctx, routing, origin, &message.body, &reason).await, "reject")
+            (dead_letter(ctx, routing, message, origin, &reason).await, "reject")
         }
     }
 }
@@ -239,13 +243,14 @@ fn record(name: &str, started: Instant, result: &Result<(), SinkError>) {
 
 /// Hands a body that cannot be delivered to the dead-letter sink, if there is
 /// one; without one the message stays in its queue for the queue's redrive policy.
-async fn dead_letter(ctx: &Context, routing: &Routing, origin: Origin<'_>, body: &str, reason: &str) -> Action {
+async fn dead_letter(ctx: &Context, routing: &Routing, message: &Received, origin: Origin<'_>, reason: &str) -> Action {
     let Some(id) = routing.config.dead_letter else {
         warn!("no dead_letter sink: left in the queue for its redrive policy");
         return Action::Later;
     };
     let (name, sink) = routing.sinks.get(id);
-    match sink.deliver(origin, Item::DeadLetter { body, reason }).await {
+    let item = Item::DeadLetter { body: &message.body, reason };
+    match with_heartbeat(ctx, message, sink.deliver(origin, item)).await {
         Ok(()) => {
             Stats::add(&ctx.shared.stats.dead_lettered);
             info!(sink = %name, "dead-lettered");
@@ -264,6 +269,7 @@ async fn dead_letter(ctx: &Context, routing: &Routing, origin: Origin<'_>, body:
 /// a message held an hour for a digest costs a handful of calls, not hundreds.
 async fn with_heartbeat<F: std::future::Future>(ctx: &Context, message: &Received, work: F) -> F::Output {
     const MAX_EXTENSION: Duration = Duration::from_secs(900);
+    const RETRY_EXTENSION: Duration = Duration::from_secs(2);
     let base = ctx.visibility_timeout;
     if (base / 2).is_zero() {
         return work.await;
@@ -276,11 +282,18 @@ async fn with_heartbeat<F: std::future::Future>(ctx: &Context, message: &Receive
             output = &mut work => return output,
             () = tokio::time::sleep_until(next) => {
                 let extension = base.max(started.elapsed().min(MAX_EXTENSION));
+                let now = tokio::time::Instant::now();
                 match ctx.queue.set_visibility(&message.receipt_handle, extension).await {
-                    Ok(()) => info!(visibility_timeout_secs = extension.as_secs(), "still delivering: visibility extended"),
-                    Err(e) => warn!(error = %e, "could not extend visibility"),
+                    Ok(()) => {
+                        info!(visibility_timeout_secs = extension.as_secs(), "still delivering: visibility extended");
+                        next = now + extension / 2;
+                    }
+                    Err(e) => {
+                        // The message turns visible at the last deadline: try again well before it.
+                        warn!(error = %e, "could not extend visibility: trying again shortly");
+                        next = now + RETRY_EXTENSION.min(base / 4).max(Duration::from_millis(250));
+                    }
                 }
-                next = tokio::time::Instant::now() + extension / 2;
             }
         }
     }
