@@ -78,3 +78,50 @@ sinks = ["forward"]
         "{stats}"
     );
 }
+
+/// Sinks are numbered by their names' order: a reload that adds `a-new`
+/// renumbers `copy` and `forward`. What was delivered before the reload is
+/// still known by name, and the new sink gets the message too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_a_reload_that_renumbers_the_sinks_skips_only_the_sinks_that_have_it() {
+    let Some(aws) = Aws::connect("retry_reload").await else { return };
+    let queue = aws.create_queue("in").await;
+    let target_name = aws.name("target");
+    let target = aws.queue_url(&target_name);
+    let body = read(&samples().join("bodies/01-bounce-permanent-general-bare.json"));
+    let id = ses_message_id(&body);
+
+    let mut daemon = Daemon::new();
+    let (copy, new) = (daemon.path("copy.jsonl"), daemon.path("new.jsonl"));
+    let config = |extra_sink: &str, sinks: &str| {
+        format!(
+            "{}{}{}{extra_sink}\n[sinks.forward]\ntype = \"sqs\"\nqueue_url = \"{target}\"\n\n[[routes]]\nname = \"all\"\nsinks = [{sinks}]\n",
+            config_head(&aws.endpoint),
+            source("in", &queue, ""),
+            file_sink("copy", &copy),
+        )
+    };
+    daemon.start(&config("", "\"copy\", \"forward\""));
+    aws.send(&queue, &body).await;
+    eventually("the first try", Duration::from_secs(15), async || {
+        let failed = daemon.log().iter().any(|l| l["message"] == "not delivered everywhere: will retry");
+        if failed { Ok(()) } else { Err("no retry logged yet".to_owned()) }
+    })
+    .await;
+
+    std::fs::write(daemon.path("config.toml"), config(&file_sink("a-new", &new), "\"a-new\", \"copy\", \"forward\""))
+        .expect("the new config is written");
+    daemon.signal("HUP");
+    eventually("the reload", Duration::from_secs(10), async || {
+        let reloaded = daemon.log().iter().any(|l| l["message"] == "config reloaded");
+        if reloaded { Ok(()) } else { Err("not reloaded yet".to_owned()) }
+    })
+    .await;
+    aws.create_queue_named(&target_name).await;
+    aws.wait_for_total(&queue, 0, Duration::from_secs(60)).await;
+    daemon.stop().await;
+
+    assert_eq!(message_ids(&copy), [id.as_str()], "the sink that had it is not sent it again");
+    assert_eq!(message_ids(&new), [id.as_str()], "the sink added by the reload gets it");
+    assert_eq!(aws.depth(&target).await.total(), 1, "the recovered sink gets it once");
+}
