@@ -22,6 +22,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
+use tracing::warn;
 
 use super::report::Report;
 use super::{BatchOptions, Batcher, Item, Origin, Pending, RateLimit, SinkError};
@@ -194,15 +195,12 @@ impl Mailer {
         if let (Some(user), Some(password)) = (&options.username, &options.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
         }
-        let digest = matches!(options.mode, EmailMode::Digest { .. });
-        let pick = |custom: &Option<String>, immediate: &str, digest_default: &str| {
-            custom.clone().unwrap_or_else(|| if digest { digest_default } else { immediate }.to_owned())
+        let built_in = match options.mode {
+            EmailMode::Immediate => [IMMEDIATE_SUBJECT, IMMEDIATE_TEXT, IMMEDIATE_HTML],
+            EmailMode::Digest { .. } => [DIGEST_SUBJECT, DIGEST_TEXT, DIGEST_HTML],
         };
-        let templates = templates(
-            pick(&options.subject, IMMEDIATE_SUBJECT, DIGEST_SUBJECT),
-            pick(&options.text_template, IMMEDIATE_TEXT, DIGEST_TEXT),
-            pick(&options.html_template, IMMEDIATE_HTML, DIGEST_HTML),
-        )?;
+        let custom = [&options.subject, &options.text_template, &options.html_template];
+        let templates = templates(built_in, custom)?;
         Ok(Mailer {
             sink: sink.to_owned(),
             transport: builder.build(),
@@ -223,7 +221,11 @@ impl Mailer {
     async fn send_digest(&self, reports: &[Report]) -> Result<(), SinkError> {
         let context = self.context(reports);
         RateLimit::wait_for(self.limit.as_ref()).await;
-        let result = self.send(&context).await;
+        // No one notification is to blame for a digest refused as such: all stay in SQS.
+        let result = self.send(&context).await.map_err(|e| match e {
+            SinkError::Permanent(reason) => SinkError::Retryable(reason),
+            retryable @ SinkError::Retryable(_) => retryable,
+        });
         match &result {
             Ok(()) => tracing::info!(sink = %self.sink, notifications = reports.len(), "digest sent"),
             Err(e) => tracing::warn!(sink = %self.sink, notifications = reports.len(), error = %e, "digest not sent"),
@@ -256,11 +258,21 @@ impl Mailer {
         }
     }
 
+    /// Renders the configured template `name`; should it fail on this content
+    /// (an odd notification, a template expecting more), the built-in one
+    /// instead: the email still goes out, and the error is logged.
     fn render(&self, name: &str, context: &Context<'_>) -> Result<String, SinkError> {
-        self.templates
-            .get_template(name)
-            .and_then(|t| t.render(Serde(context)))
-            .map_err(|e| SinkError::Permanent(format!("template {name} of sink {} failed: {e:#}", self.sink)))
+        let render = |name: &str| self.templates.get_template(name).and_then(|t| t.render(Serde(context)));
+        if let Ok(custom) = self.templates.get_template(&format!("custom/{name}")) {
+            match custom.render(Serde(context)) {
+                Ok(text) => return Ok(text),
+                // `{e}`, not `{e:#}`: the alternate form dumps the context, recipients included.
+                Err(e) => {
+                    warn!(sink = %self.sink, template = name, error = %e, "template failed: the built-in one is used");
+                }
+            }
+        }
+        render(name).map_err(|e| SinkError::Retryable(format!("built-in template {name} failed: {e}")))
     }
 
     async fn send(&self, context: &Context<'_>) -> Result<(), SinkError> {
@@ -271,6 +283,11 @@ impl Mailer {
     }
 
     async fn send_dead_letter(&self, origin: Origin<'_>, body: &str, reason: &str) -> Result<(), SinkError> {
+        if matches!(self.mode, EmailMode::Digest { .. }) {
+            // A digest sink's limit counts emails, and this is one more (in
+            // immediate mode, `Sink::deliver` waited already).
+            RateLimit::wait_for(self.limit.as_ref()).await;
+        }
         let mut cut = body.len().min(MAX_DEAD_LETTER_BYTES);
         while !body.is_char_boundary(cut) {
             cut -= 1;
@@ -287,7 +304,7 @@ impl Mailer {
             .templates
             .get_template("dead-letter")
             .and_then(|t| t.render(context))
-            .map_err(|e| SinkError::Permanent(format!("dead-letter template failed: {e:#}")))?;
+            .map_err(|e| SinkError::Retryable(format!("dead-letter template failed: {e}")))?;
         let subject = format!("[sesroute] a message from {} could not be delivered", origin.queue);
         self.deliver(&subject, MultiPart::alternative_plain_html(text.clone(), html_pre(&text))).await
     }
@@ -308,9 +325,10 @@ impl Mailer {
     }
 }
 
-/// The templates of one sink, by name: `subject`, `text`, `html.html` (HTML
-/// escaping on), `dead-letter`.
-fn templates(subject: String, text: String, html: String) -> Result<Environment<'static>, String> {
+/// The templates of one sink, by name: the built-in `subject`, `text`,
+/// `html.html` (HTML escaping on) and `dead-letter`; the configured ones as
+/// `custom/subject`, `custom/text`, `custom/html.html`.
+fn templates(built_in: [&str; 3], custom: [&Option<String>; 3]) -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)
@@ -318,11 +336,18 @@ fn templates(subject: String, text: String, html: String) -> Result<Environment<
         .build()
         .map_err(|e| e.to_string())?;
     env.set_syntax(syntax);
-    env.set_auto_escape_callback(|name| if name == "html.html" { AutoEscape::Html } else { AutoEscape::None });
-    for (name, source) in
-        [("subject", subject), ("text", text), ("html.html", html), ("dead-letter", DEAD_LETTER_TEXT.to_owned())]
-    {
-        env.add_template_owned(name, source).map_err(|e| format!("template {name}: {e}"))?;
+    env.set_auto_escape_callback(|name| {
+        if name == "html.html" || name == "custom/html.html" { AutoEscape::Html } else { AutoEscape::None }
+    });
+    let names = ["subject", "text", "html.html"];
+    for (name, source) in names.into_iter().zip(built_in).chain([("dead-letter", DEAD_LETTER_TEXT)]) {
+        env.add_template_owned(name, source.to_owned()).map_err(|e| format!("template {name}: {e}"))?;
+    }
+    for (name, source) in names.into_iter().zip(custom) {
+        if let Some(source) = source {
+            env.add_template_owned(format!("custom/{name}"), source.clone())
+                .map_err(|e| format!("template {name}: {e}"))?;
+        }
     }
     Ok(env)
 }
@@ -398,6 +423,10 @@ mod tests {
         "delivery":{"timestamp":"2026-01-01T00:00:02.000Z","recipients":["b@y.test"],"smtpResponse":"250 ok"}}"#;
 
     fn mailer(mode: EmailMode) -> Mailer {
+        mailer_with_subject(mode, None)
+    }
+
+    fn mailer_with_subject(mode: EmailMode, subject: Option<&str>) -> Mailer {
         let options = Email {
             mode,
             to: vec!["dev@acme.test".into()],
@@ -409,7 +438,7 @@ mod tests {
             username: None,
             password: None,
             timeout: std::time::Duration::from_secs(5),
-            subject: None,
+            subject: subject.map(str::to_owned),
             text_template: None,
             html_template: None,
         };
@@ -448,13 +477,26 @@ mod tests {
         assert!(html.contains("smtp; 550 5.1.1 no such user"), "{html}");
     }
 
+    #[tokio::test]
+    async fn a_custom_template_that_fails_on_a_notification_falls_back_to_the_built_in_one() {
+        let mailer = mailer_with_subject(EmailMode::Immediate, Some("{{ n.kind }}: {{ no_such_function() }}"));
+        let reports = [report(BOUNCE)];
+        let subject = mailer.render("subject", &mailer.context(&reports)).expect("a subject all the same");
+        assert_eq!(subject, "[sesroute] Permanent bounce (General) from app@dev.acme.test");
+        let working = mailer_with_subject(EmailMode::Immediate, Some("{{ n.kind }} for {{ sink }}"));
+        assert_eq!(working.render("subject", &working.context(&reports)).expect("subject"), "bounce for dev-digest");
+    }
+
     #[test]
     fn the_built_in_templates_compile() {
         for (immediate, digest) in
             [(IMMEDIATE_SUBJECT, DIGEST_SUBJECT), (IMMEDIATE_TEXT, DIGEST_TEXT), (IMMEDIATE_HTML, DIGEST_HTML)]
         {
-            templates(immediate.into(), immediate.into(), immediate.into()).expect("immediate template compiles");
-            templates(digest.into(), digest.into(), digest.into()).expect("digest template compiles");
+            let (immediate, digest) = (Some(immediate.to_owned()), Some(digest.to_owned()));
+            templates([IMMEDIATE_SUBJECT, IMMEDIATE_TEXT, IMMEDIATE_HTML], [&immediate, &immediate, &immediate])
+                .expect("immediate template compiles");
+            templates([DIGEST_SUBJECT, DIGEST_TEXT, DIGEST_HTML], [&digest, &digest, &digest])
+                .expect("digest template compiles");
         }
     }
 }
