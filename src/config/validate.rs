@@ -246,16 +246,32 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
     }
 }
 
+/// SQS keeps a received message invisible for at most 12 hours: what waits
+/// for a batch window must be sent well within that.
+const MAX_WINDOW_SECS: u64 = 11 * 60 * 60;
+
+/// A batch window in seconds: at least 1, at most [`MAX_WINDOW_SECS`].
+fn window(issues: &mut Issues, key: &str, value: Option<u64>, default: u64) -> Duration {
+    let secs = positive(issues, key, value, default);
+    if secs > MAX_WINDOW_SECS {
+        issues.push(
+            key,
+            format!("{secs} is above {MAX_WINDOW_SECS} (11 hours): SQS keeps a waiting message invisible for at most 12 hours"),
+        );
+    }
+    Duration::from_secs(secs)
+}
+
 fn email_mode(issues: &mut Issues, key: &str, raw: &RawEmailSink) -> EmailMode {
     let mode = match raw.mode.as_deref().unwrap_or("immediate") {
         "immediate" => EmailMode::Immediate,
         "digest" => EmailMode::Digest {
-            window: Duration::from_secs(positive(
+            window: window(
                 issues,
                 &format!("{key}.digest_window_secs"),
                 raw.digest_window_secs,
                 DEFAULT_DIGEST_WINDOW_SECS,
-            )),
+            ),
             max_rows: usize::try_from(raw.digest_max.unwrap_or(DEFAULT_DIGEST_MAX)).unwrap_or(usize::MAX),
         },
         other => {
@@ -345,12 +361,8 @@ fn s3(issues: &mut Issues, key: &str, raw: RawS3Sink) -> S3 {
             format!("{batch_max} is above {MAX_S3_BATCH_MAX} (a batch is held in memory)"),
         );
     }
-    let batch_window = Duration::from_secs(positive(
-        issues,
-        &format!("{key}.batch_window_secs"),
-        raw.batch_window_secs,
-        DEFAULT_S3_BATCH_WINDOW_SECS,
-    ));
+    let batch_window =
+        window(issues, &format!("{key}.batch_window_secs"), raw.batch_window_secs, DEFAULT_S3_BATCH_WINDOW_SECS);
     S3 { bucket: raw.bucket, prefix, batch_max: usize::try_from(batch_max).unwrap_or(usize::MAX), batch_window }
 }
 

@@ -418,6 +418,10 @@ mod tests {
         "source":"app@dev.acme.test","messageId":"m1","destination":["a@x.test"],"commonHeaders":{"subject":"<b>Hi</b>"}},
         "bounce":{"bounceType":"Permanent","bounceSubType":"General","timestamp":"2026-01-01T00:00:01.000Z",
         "bouncedRecipients":[{"emailAddress":"a@x.test","status":"5.1.1","diagnosticCode":"smtp; 550 5.1.1 no such user"}]}}"#;
+    const BOUNCE_TO_THREE: &str = r#"{"notificationType":"Bounce","mail":{"timestamp":"2026-01-01T00:00:00.000Z",
+        "source":"app@dev.acme.test","messageId":"m3","destination":["a@x.test","b@x.test","c@x.test"]},
+        "bounce":{"bounceType":"Transient","bounceSubType":"MailboxFull","bouncedRecipients":[{"emailAddress":"a@x.test"},
+        {"emailAddress":"b@x.test"},{"emailAddress":"c@x.test","status":"4.2.2"}]}}"#;
     const DELIVERY: &str = r#"{"notificationType":"Delivery","mail":{"timestamp":"2026-01-01T00:00:00.000Z",
         "source":"news@mkt.acme.test","messageId":"m2","destination":["b@y.test"]},
         "delivery":{"timestamp":"2026-01-01T00:00:02.000Z","recipients":["b@y.test"],"smtpResponse":"250 ok"}}"#;
@@ -475,6 +479,19 @@ mod tests {
         assert!(text.contains("... and 1 more not listed: 1 delivery."), "{text}");
         let html = mailer.render("html.html", &context).expect("html");
         assert!(html.contains("smtp; 550 5.1.1 no such user"), "{html}");
+        assert_eq!(html.matches("<tr style=\"border-top").count(), 2, "one row per listed notification: {html}");
+    }
+
+    #[tokio::test]
+    async fn a_notification_with_several_recipients_is_one_digest_row() {
+        let mailer = mailer(EmailMode::Digest { window: std::time::Duration::from_secs(60), max_rows: 10 });
+        let reports = [report(BOUNCE_TO_THREE)];
+        let html = mailer.render("html.html", &mailer.context(&reports)).expect("html");
+        assert_eq!(html.matches("<tr style=\"border-top").count(), 1, "{html}");
+        assert!(html.contains("a@x.test<br>"), "{html}");
+        assert!(html.contains("c@x.test (4.2.2)"), "{html}");
+        let text = mailer.render("text", &mailer.context(&reports)).expect("text");
+        assert!(text.contains("Transient bounce (MailboxFull)"), "{text}");
     }
 
     #[tokio::test]

@@ -63,6 +63,9 @@ fn email_mistakes_name_their_keys() {
             .contains("at least 1")
     );
     assert!(rejects(&format!("{EMAIL}\ntls = \"none\""), "sinks.team.tls").contains("loopback"));
+    let daily =
+        rejects(&format!("{EMAIL}\nmode = \"digest\"\ndigest_window_secs = 86400"), "sinks.team.digest_window_secs");
+    assert!(daily.contains("above 39600"), "{daily}");
     assert!(rejects(&format!("{EMAIL}\ntls = \"ssl\""), "sinks.team.tls").contains("starttls, tls, none"));
     assert!(
         rejects(&EMAIL.replace("from = \"sesroute@acme.test\"", "from = \"not an address\""), "sinks.team.from")
@@ -134,6 +137,7 @@ fn s3_mistakes_name_their_keys() {
     assert!(rejects("type = \"s3\"\nbucket = \"Acme_Archive\"", "sinks.team.bucket").contains("not an S3 bucket name"));
     assert!(rejects(&format!("{s3}\nbatch_max = 0"), "sinks.team.batch_max").contains("at least 1"));
     assert!(rejects(&format!("{s3}\nbatch_window_secs = 0"), "sinks.team.batch_window_secs").contains("at least 1"));
+    assert!(rejects(&format!("{s3}\nbatch_window_secs = 86400"), "sinks.team.batch_window_secs").contains("12 hours"));
 }
 
 #[test]
