@@ -30,8 +30,9 @@ enum Action {
     /// Every sink has it (or it needs none): delete it. Names the sinks that
     /// have it, to remember should the delete fail and the message come back.
     Delete(Vec<String>),
-    /// Not done: leave it and let it come back after a backoff.
-    Later,
+    /// Not done: leave it and let it come back after a backoff, and not
+    /// before the given time (a sink's receiver asked for a pause).
+    Later(Duration),
 }
 
 /// The worst result among a message's sinks; only `Delivered` deletes.
@@ -87,8 +88,8 @@ pub async fn process(ctx: Arc<Context>, mut message: Received) {
                     }
                 }
             }
-            Action::Later => {
-                let delay = retry_delay(message.receive_count);
+            Action::Later(at_least) => {
+                let delay = retry_delay(message.receive_count, at_least);
                 if let Err(e) = ctx.queue.set_visibility(&message.receipt_handle, delay).await {
                     metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "ChangeMessageVisibility")
                         .increment(1);
@@ -102,10 +103,17 @@ pub async fn process(ctx: Arc<Context>, mut message: Received) {
     in_flight.decrement(1.0);
 }
 
+/// The longest pause a sink's receiver gets by asking (`Retry-After`).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// How long a message that is not done stays invisible: doubles with every
-/// receive, from 10 seconds up to 15 minutes.
-fn retry_delay(receive_count: u32) -> Duration {
-    Duration::from_secs(10).saturating_mul(1 << receive_count.saturating_sub(1).min(10)).min(Duration::from_secs(900))
+/// receive, from 10 seconds up to 15 minutes; longer when a sink's receiver
+/// asked for a longer pause (up to an hour).
+fn retry_delay(receive_count: u32, at_least: Duration) -> Duration {
+    let backoff = Duration::from_secs(10)
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
+        .min(Duration::from_secs(900));
+    backoff.max(at_least.min(MAX_RETRY_AFTER))
 }
 
 /// Parses, routes and delivers one message; says what to do with it in SQS
@@ -159,10 +167,19 @@ async fn handle(
     let results = with_heartbeat(ctx, message, deliver(&routing.sinks, origin, item, &pending, permit)).await;
 
     let delivered: Vec<&str> = results.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| name(*s)).collect();
+    let pause = results
+        .iter()
+        .filter_map(|(_, r)| match r {
+            Err(SinkError::Throttled { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
     let outcome = results
         .into_iter()
         .map(|(_, result)| match result {
             Ok(()) => Outcome::Delivered,
+            Err(e @ SinkError::Throttled { .. }) => Outcome::Retry(e.to_string()),
             Err(SinkError::Retryable(e)) => Outcome::Retry(e),
             Err(SinkError::Permanent(e)) => Outcome::Reject(e),
         })
@@ -178,7 +195,7 @@ async fn handle(
             Stats::add(&stats.retried);
             ctx.shared.memory.remember(&message.message_id, &delivered);
             warn!(error = %reason, "not delivered everywhere: will retry");
-            (Action::Later, "retry")
+            (Action::Later(pause), "retry")
         }
         Outcome::Reject(reason) => {
             Stats::add(&stats.rejected);
@@ -232,7 +249,7 @@ fn record(name: &str, started: Instant, result: &Result<(), SinkError>) {
     metrics::histogram!(DELIVERY_SECONDS, "sink" => name.to_owned()).record(started.elapsed().as_secs_f64());
     let label = match result {
         Ok(()) => "ok",
-        Err(SinkError::Retryable(_)) => "retryable",
+        Err(SinkError::Retryable(_) | SinkError::Throttled { .. }) => "retryable",
         Err(SinkError::Permanent(_)) => "permanent",
     };
     metrics::counter!(DELIVERIES, "sink" => name.to_owned(), "result" => label).increment(1);
@@ -246,7 +263,7 @@ fn record(name: &str, started: Instant, result: &Result<(), SinkError>) {
 async fn dead_letter(ctx: &Context, routing: &Routing, message: &Received, origin: Origin<'_>, reason: &str) -> Action {
     let Some(id) = routing.config.dead_letter else {
         warn!("no dead_letter sink: left in the queue for its redrive policy");
-        return Action::Later;
+        return Action::Later(Duration::ZERO);
     };
     let (name, sink) = routing.sinks.get(id);
     let item = Item::DeadLetter { body: &message.body, reason };
@@ -258,7 +275,7 @@ async fn dead_letter(ctx: &Context, routing: &Routing, message: &Received, origi
         }
         Err(e) => {
             warn!(sink = %name, error = %e, "dead-letter delivery failed: will retry");
-            Action::Later
+            Action::Later(Duration::ZERO)
         }
     }
 }
@@ -313,10 +330,18 @@ mod tests {
 
     #[test]
     fn retry_delay_doubles_and_is_capped() {
-        assert_eq!(retry_delay(1), Duration::from_secs(10));
-        assert_eq!(retry_delay(2), Duration::from_secs(20));
-        assert_eq!(retry_delay(4), Duration::from_secs(80));
-        assert_eq!(retry_delay(50), Duration::from_secs(900));
-        assert_eq!(retry_delay(0), Duration::from_secs(10));
+        let none = Duration::ZERO;
+        assert_eq!(retry_delay(1, none), Duration::from_secs(10));
+        assert_eq!(retry_delay(2, none), Duration::from_secs(20));
+        assert_eq!(retry_delay(4, none), Duration::from_secs(80));
+        assert_eq!(retry_delay(50, none), Duration::from_secs(900));
+        assert_eq!(retry_delay(0, none), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_pause_asked_for_by_a_receiver_lengthens_the_delay_up_to_an_hour() {
+        assert_eq!(retry_delay(1, Duration::from_secs(120)), Duration::from_secs(120));
+        assert_eq!(retry_delay(8, Duration::from_secs(120)), Duration::from_secs(900), "the backoff is longer");
+        assert_eq!(retry_delay(1, Duration::from_secs(86_400)), Duration::from_secs(3600));
     }
 }

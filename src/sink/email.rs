@@ -222,10 +222,7 @@ impl Mailer {
         let context = self.context(reports);
         RateLimit::wait_for(self.limit.as_ref()).await;
         // No one notification is to blame for a digest refused as such: all stay in SQS.
-        let result = self.send(&context).await.map_err(|e| match e {
-            SinkError::Permanent(reason) => SinkError::Retryable(reason),
-            retryable @ SinkError::Retryable(_) => retryable,
-        });
+        let result = self.send(&context).await.map_err(SinkError::into_retryable);
         match &result {
             Ok(()) => tracing::info!(sink = %self.sink, notifications = reports.len(), "digest sent"),
             Err(e) => tracing::warn!(sink = %self.sink, notifications = reports.len(), error = %e, "digest not sent"),

@@ -17,6 +17,7 @@ mod webhook;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{Config, SinkKind};
 use crate::notification::Notification;
@@ -58,11 +59,25 @@ pub enum SinkError {
     /// Trying again cannot help (the payload is refused as such).
     #[error("{0} (permanent)")]
     Permanent(String),
+    /// The receiver asked not to be sent anything for a while (`Retry-After`):
+    /// try again later, not before `retry_after`.
+    #[error("{reason} (will retry in {} s at the earliest)", retry_after.as_secs())]
+    Throttled { reason: String, retry_after: Duration },
 }
 
 impl SinkError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Retryable(_))
+        !matches!(self, SinkError::Permanent(_))
+    }
+
+    /// The same error, retryable whatever it was: for a sink whose failures no
+    /// single notification can be blamed for (a digest, an archive batch).
+    #[must_use]
+    pub fn into_retryable(self) -> SinkError {
+        match self {
+            SinkError::Permanent(reason) => SinkError::Retryable(reason),
+            other => other,
+        }
     }
 }
 
@@ -115,7 +130,8 @@ impl Sink {
     /// accepted by AWS, by the SMTP server, by the web server; for a digest or
     /// the archive, once the batch it joined is sent).
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
-        if !self.holds() {
+        // Batching sinks wait per batch sent; the webhook per request it makes.
+        if !self.holds() && !matches!(self.kind, Kind::Webhook(_)) {
             RateLimit::wait_for(self.limit.as_ref()).await;
         }
         match &self.kind {
@@ -191,7 +207,9 @@ impl Sinks {
                 }
                 SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
                 SinkKind::Email(options) => email::EmailSink::open(&sink.name, options, limit.clone()).map(Kind::Email),
-                SinkKind::Webhook(options) => webhook::WebhookSink::new(&sink.name, options).map(Kind::Webhook),
+                SinkKind::Webhook(options) => {
+                    webhook::WebhookSink::new(&sink.name, options, limit.clone()).map(Kind::Webhook)
+                }
                 SinkKind::S3(options) => s3::S3Sink::new(aws, &sink.name, options, limit.clone()).map(Kind::S3),
             };
             let kind = kind.map_err(|reason| OpenError { name: sink.name.clone(), reason })?;

@@ -145,9 +145,7 @@ impl Archive {
 /// an operator fixes it, and the batch's messages wait in SQS meanwhile
 /// rather than being dead-lettered by the thousand.
 fn retryable(error: SinkError) -> SinkError {
-    match error {
-        SinkError::Retryable(text) | SinkError::Permanent(text) => SinkError::Retryable(text),
-    }
+    error.into_retryable()
 }
 
 /// `prefix/YYYY/MM/DD/HH/<id>.jsonl.gz` for the UTC hour of `at`; without a

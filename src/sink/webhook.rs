@@ -49,7 +49,7 @@ use sha2::Sha256;
 use tracing::warn;
 
 use super::report::Report;
-use super::{Item, Origin, SinkError};
+use super::{Item, Origin, RateLimit, SinkError};
 use crate::config::{Secret, Webhook, WebhookFormat};
 
 const SIGNATURE_HEADER: &str = "x-sesroute-signature";
@@ -82,6 +82,8 @@ struct Endpoint {
     secret: Option<Secret>,
     timeout: Duration,
     backoff: ExponentialBuilder,
+    /// `max_per_minute`, counted per request (retries included).
+    limit: Option<RateLimit>,
 }
 
 /// The URL stays out: its path may be a token.
@@ -103,7 +105,7 @@ struct Failure {
 }
 
 impl WebhookSink {
-    pub fn new(name: &str, options: &Webhook) -> Result<WebhookSink, String> {
+    pub fn new(name: &str, options: &Webhook, limit: Option<RateLimit>) -> Result<WebhookSink, String> {
         // The parse error never quotes the URL.
         let url = Url::parse(&options.url).map_err(|e| format!("url is not a valid URL: {e}"))?;
         let host = match (url.host_str(), url.port()) {
@@ -127,6 +129,7 @@ impl WebhookSink {
                 .with_min_delay(Duration::from_secs(1))
                 .with_max_times(ATTEMPTS - 1)
                 .with_jitter(),
+            limit,
         };
         Ok(WebhookSink { name: name.to_owned(), format: options.format, endpoint: Box::new(endpoint) })
     }
@@ -152,13 +155,21 @@ impl WebhookSink {
                 warn!(sink = %self.name, error = %failure.error, retry_in_ms = wait.as_millis(), "webhook attempt failed");
             })
             .await
-            .map_err(|failure| failure.error)
+            .map_err(|failure| match (failure.error, failure.retry_after) {
+                // Asked to wait longer than is worth waiting here: SQS keeps the
+                // message until then.
+                (SinkError::Retryable(reason), Some(retry_after)) if !retry_after.is_zero() => {
+                    SinkError::Throttled { reason, retry_after }
+                }
+                (error, _) => error,
+            })
     }
 }
 
 impl Endpoint {
     /// One attempt.
     async fn post(&self, body: &[u8]) -> Result<(), Failure> {
+        RateLimit::wait_for(self.limit.as_ref()).await;
         let mut request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/json");
         if let Some(secret) = &self.secret {
             let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -724,7 +735,7 @@ mod tests {
             secret: secret.map(|s| Secret(s.to_owned())),
             timeout: Duration::from_millis(500),
         };
-        let mut sink = WebhookSink::new("hook", &options).unwrap();
+        let mut sink = WebhookSink::new("hook", &options, None).unwrap();
         sink.endpoint.backoff =
             ExponentialBuilder::default().with_min_delay(Duration::from_millis(20)).with_max_times(2);
         (server, sink)
@@ -813,6 +824,10 @@ mod tests {
         let error = send(&sink).await.unwrap_err();
         assert!(error.is_retryable(), "{error}");
         assert!(error.to_string().contains("429 Too Many Requests (Retry-After 120 s): slow down"), "{error}");
+        assert!(
+            matches!(error, SinkError::Throttled { retry_after, .. } if retry_after == Duration::from_secs(120)),
+            "the pause asked for travels with the error, for SQS to keep the message that long: {error:?}"
+        );
         assert_eq!(server.count(), 1, "no wait of two minutes here");
     }
 
@@ -855,7 +870,7 @@ mod tests {
             secret: None,
             timeout: Duration::from_secs(1),
         };
-        let mut sink = WebhookSink::new("hook", &options).unwrap();
+        let mut sink = WebhookSink::new("hook", &options, None).unwrap();
         sink.endpoint.backoff =
             ExponentialBuilder::default().with_min_delay(Duration::from_millis(1)).with_max_times(1);
         let error = send(&sink).await.unwrap_err();
@@ -872,11 +887,11 @@ mod tests {
             secret: Some(Secret("s3cret".into())),
             timeout: Duration::from_secs(10),
         };
-        let sink = WebhookSink::new("hook", &options).unwrap();
+        let sink = WebhookSink::new("hook", &options, None).unwrap();
         let debug = format!("{sink:?}");
         assert!(debug.contains("hooks.slack.com") && !debug.contains("TOKEN") && !debug.contains("s3cret"), "{debug}");
         let bad = Webhook { url: "https://hooks.slack.com:99999/TOKEN".into(), ..options };
-        let error = WebhookSink::new("hook", &bad).unwrap_err();
+        let error = WebhookSink::new("hook", &bad, None).unwrap_err();
         assert!(!error.contains("TOKEN"), "{error}");
     }
 }
