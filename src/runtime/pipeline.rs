@@ -232,6 +232,10 @@ async fn deliver(
     let held = join_all(held.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
     let (mut results, held) = tokio::join!(direct, held);
     drop(permit);
+    let waiting = held.iter().filter(|(_, pending)| pending.is_ok()).count();
+    if waiting > 0 {
+        info!(sinks = waiting, "waiting for a batch to be sent");
+    }
     let answers = join_all(held.into_iter().map(|(id, pending)| async move {
         let result = match pending {
             Ok(pending) => pending.answer().await,

@@ -244,7 +244,7 @@ async fn a_digest_lists_a_windows_notifications_with_counts_by_kind_and_sender_d
         "{}{}{}{}",
         config_head(&aws.endpoint),
         source("in", &queue, ""),
-        email_sink("digest", &smtp, "mode = \"digest\"\ndigest_window_secs = 3\ndigest_max = 4"),
+        email_sink("digest", &smtp, "mode = \"digest\"\ndigest_window_secs = 5\ndigest_max = 4"),
         route_all("digest"),
     ));
     smtp.wait_for_mails(1, Duration::from_secs(20)).await;
@@ -320,9 +320,9 @@ async fn shutdown_sends_the_pending_digest_instead_of_waiting_for_its_window() {
         email_sink("digest", &smtp, "mode = \"digest\"\ndigest_window_secs = 3600"),
         route_all("digest"),
     ));
-    eventually("both messages received", Duration::from_secs(20), async || {
-        let depth = aws.depth(&queue).await;
-        if depth.in_flight == 2 { Ok(()) } else { Err(format!("{depth:?}")) }
+    eventually("both notifications in the digest", Duration::from_secs(20), async || {
+        let held = daemon.log().iter().filter(|l| l["message"] == "waiting for a batch to be sent").count();
+        if held == 2 { Ok(()) } else { Err(format!("{held} held")) }
     })
     .await;
     assert!(smtp.mails().is_empty(), "the window is an hour: nothing sent yet");
@@ -352,9 +352,9 @@ async fn a_reload_sends_the_pending_digest_of_the_sinks_it_replaces() {
         )
     };
     daemon.start(&config(3600));
-    eventually("the message received", Duration::from_secs(20), async || {
-        let depth = aws.depth(&queue).await;
-        if depth.in_flight == 1 { Ok(()) } else { Err(format!("{depth:?}")) }
+    eventually("the notification in the digest", Duration::from_secs(20), async || {
+        let held = daemon.log().iter().any(|l| l["message"] == "waiting for a batch to be sent");
+        if held { Ok(()) } else { Err("not held yet".to_owned()) }
     })
     .await;
 
@@ -394,4 +394,36 @@ async fn starttls_is_required_a_server_without_it_gets_nothing_and_the_message_s
     assert_eq!(aws.depth(&queue).await.total(), 1, "the message stays in SQS");
     let failure = daemon.log().into_iter().find(|l| l["message"] == "delivery failed").expect("the failure");
     assert!(failure["error"].as_str().is_some_and(|e| e.contains("(will retry)")), "{failure}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_longer_than_the_visibility_timeout_keeps_its_messages_invisible_until_sent() {
+    let Some(aws) = Aws::connect("email_heartbeat").await else { return };
+    let mut daemon = Daemon::new();
+    let Some(mut smtp) = Smtp::new("email_heartbeat", &daemon.path("mail")) else { return };
+    smtp.start();
+    let queue = aws.create_queue("in").await;
+    aws.send_all(
+        &queue,
+        &[bounce("h-1", "a@dev.acme.test", "r@x.test", "s"), bounce("h-2", "a@dev.acme.test", "q@x.test", "s")],
+    )
+    .await;
+
+    // Received with a 5 s visibility timeout (the harness's), held for a 9 s window.
+    daemon.start(&format!(
+        "{}{}{}{}",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        email_sink("digest", &smtp, "mode = \"digest\"\ndigest_window_secs = 9"),
+        route_all("digest"),
+    ));
+    let mails = smtp.wait_for_mails(1, Duration::from_secs(30)).await;
+    aws.wait_for_total(&queue, 0, Duration::from_secs(10)).await;
+    daemon.stop().await;
+
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, "[sesroute] digest: 2 notifications (2 bounce)", "each listed once");
+    let extended = daemon.log().iter().filter(|l| l["message"] == "still delivering: visibility extended").count();
+    assert!(extended >= 2, "the held messages' visibility was extended ({extended} times)");
+    assert_eq!(daemon.last_stats()["received"].as_u64(), Some(2), "never received twice");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use serde_json::Value;
 
-use super::harness::{Aws, Daemon, config_head, eventually, source};
+use super::harness::{Aws, Daemon, config_head, eventually, file_sink, source};
 use crate::{read, samples};
 
 /// An S3 client for the emulator, addressing buckets by path as the daemon does.
@@ -255,4 +255,41 @@ async fn with_the_bucket_missing_messages_stay_until_it_exists() {
     daemon.stop().await;
     let stats = daemon.last_stats();
     assert_eq!((stats["retried"].as_u64(), stats["delivered"].as_u64()), (Some(2), Some(2)), "{stats}");
+}
+
+/// A message routed to the archive and to a file: the file has it at once,
+/// and while it waits for its object it no longer holds an in-flight slot, so
+/// a source allowed two messages in flight receives every one of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_waiting_for_their_object_free_their_in_flight_slot_and_other_sinks_are_not_held_up() {
+    let Some(aws) = Aws::connect("s3_slots").await else { return };
+    let s3 = s3_client(&aws.endpoint).await;
+    let (queue, bucket) = (aws.create_queue("in").await, bucket_name(&aws, "archive"));
+    create_bucket(&s3, &bucket).await;
+    let (bodies, ids) = bounces("s3-slots", 10);
+    aws.send_all(&queue, &bodies).await;
+
+    let mut daemon = Daemon::new();
+    let file = daemon.path("copy.jsonl");
+    daemon.start(&format!(
+        "{}{}\n[sinks.archive]\ntype = \"s3\"\nbucket = \"{bucket}\"\nbatch_window_secs = 300\n{}\n[[routes]]\nname = \"all\"\nsinks = [\"archive\", \"copy\"]\n",
+        config_head(&aws.endpoint),
+        source("in", &queue, "receivers = 1\nmax_in_flight = 2"),
+        file_sink("copy", &file),
+    ));
+    eventually("every message in the file and held for the archive", Duration::from_secs(20), async || {
+        let (written, depth) = (super::harness::message_ids(&file), aws.depth(&queue).await);
+        if written.len() == 10 && depth.in_flight == 10 {
+            Ok(())
+        } else {
+            Err(format!("{} lines, {depth:?}", written.len()))
+        }
+    })
+    .await;
+    assert_eq!(objects(&s3, &bucket).await.len(), 0, "the window has minutes to run");
+
+    daemon.stop().await;
+    assert_eq!(message_ids(&objects(&s3, &bucket).await), ids, "stored at shutdown");
+    assert_eq!(super::harness::message_ids(&file), ids, "the file has each once");
+    assert_eq!(aws.depth(&queue).await.total(), 0);
 }
