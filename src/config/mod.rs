@@ -156,6 +156,42 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where a secret comes from. Read when the sink opens (`run`, a reload),
+/// never by `check` or `route`, which judge the config alone, often far from
+/// the machine (and the secrets) it runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(Secret),
+    /// The name of an environment variable.
+    Env(String),
+    /// A file such as a mounted secret; a trailing line break is not part of it.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// The secret itself; the error names the key (`password_env`, ...) and
+    /// where it looked, never a value.
+    pub fn read(&self, name: &str) -> Result<Secret, String> {
+        let value = match self {
+            SecretSource::Inline(secret) => return Ok(secret.clone()),
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|_| format!("{name}_env: environment variable {var} is not set"))?
+            }
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("{name}_file: cannot read {}: {e}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        };
+        if value.is_empty() {
+            return Err(match self {
+                SecretSource::Env(var) => format!("{name}_env: environment variable {var} is empty"),
+                _ => format!("{name}_file: the file is empty"),
+            });
+        }
+        Ok(Secret(value))
+    }
+}
+
 /// An `email` sink's options.
 #[derive(Debug, Clone)]
 pub struct Email {
@@ -167,13 +203,14 @@ pub struct Email {
     pub port: u16,
     pub tls: Tls,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretSource>,
     pub timeout: Duration,
-    /// Minijinja templates (their text) replacing the built-in subject line,
-    /// text body and HTML body.
+    /// A minijinja template replacing the built-in subject line.
     pub subject: Option<String>,
-    pub text_template: Option<String>,
-    pub html_template: Option<String>,
+    /// Files with minijinja templates replacing the built-in bodies, read
+    /// when the sink opens.
+    pub text_template: Option<PathBuf>,
+    pub html_template: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +237,7 @@ pub enum Tls {
 pub struct Webhook {
     pub url: String,
     pub format: WebhookFormat,
-    pub secret: Option<Secret>,
+    pub secret: Option<SecretSource>,
     pub timeout: Duration,
 }
 

@@ -9,7 +9,9 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawEmailSink, RawMatch, RawRoute, RawS3Sink, RawSink, RawSource, RawWebhookSink};
-use super::{Aws, Config, Email, EmailMode, Issue, S3, Secret, Sink, SinkKind, Source, Tls, Webhook, WebhookFormat};
+use super::{
+    Aws, Config, Email, EmailMode, Issue, S3, Secret, SecretSource, Sink, SinkKind, Source, Tls, Webhook, WebhookFormat,
+};
 use crate::notification::Kind;
 use crate::route::{KindSet, Matcher, Patterns, Route, Router, SinkId};
 
@@ -227,8 +229,8 @@ fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {
         DEFAULT_SMTP_TIMEOUT_SECS,
     ));
     let subject = raw.subject.inspect(|t| check_template(issues, &format!("{key}.subject"), t));
-    let text_template = template_file(issues, &format!("{key}.text_template"), raw.text_template.as_deref());
-    let html_template = template_file(issues, &format!("{key}.html_template"), raw.html_template.as_deref());
+    let text_template = template_file(issues, &format!("{key}.text_template"), raw.text_template);
+    let html_template = template_file(issues, &format!("{key}.html_template"), raw.html_template);
     Email {
         mode,
         to: raw.to,
@@ -390,8 +392,9 @@ fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A secret given inline (where allowed), by environment variable, or by file:
-/// at most one of them. Read now, so `check` reports a missing one.
+/// Where a secret comes from: inline (where allowed), an environment
+/// variable or a file, at most one of them. Not read here: `check` judges the
+/// config alone; the sink reads it when it opens.
 fn secret(
     issues: &mut Issues,
     key: &str,
@@ -399,44 +402,34 @@ fn secret(
     inline: Option<String>,
     env: Option<String>,
     file: Option<std::path::PathBuf>,
-) -> Option<Secret> {
+) -> Option<SecretSource> {
     let given = usize::from(inline.is_some()) + usize::from(env.is_some()) + usize::from(file.is_some());
     if given > 1 {
         issues.push(format!("{key}.{name}"), format!("give only one of {name}, {name}_env, {name}_file"));
         return None;
     }
-    let value = if let Some(value) = inline {
-        value
-    } else if let Some(var) = env {
-        if var.starts_with(super::ENV_PREFIX) {
+    if let Some(value) = inline {
+        if value.is_empty() {
+            issues.push(format!("{key}.{name}"), "is empty");
+        }
+        return Some(SecretSource::Inline(Secret(value)));
+    }
+    if let Some(var) = env {
+        if var.is_empty() {
+            issues.push(format!("{key}.{name}_env"), "is empty");
+        } else if var.starts_with(super::ENV_PREFIX) {
             issues.push(
                 format!("{key}.{name}_env"),
                 format!("{var}: {}* variables override config keys; give the secret another name", super::ENV_PREFIX),
             );
-            return None;
         }
-        let Ok(value) = std::env::var(&var) else {
-            issues.push(format!("{key}.{name}_env"), format!("environment variable {var} is not set"));
-            return None;
-        };
-        value
-    } else if let Some(path) = file {
-        match std::fs::read_to_string(&path) {
-            // A trailing newline is the file's, not the secret's.
-            Ok(value) => value.trim_end_matches(['\n', '\r']).to_owned(),
-            Err(e) => {
-                issues.push(format!("{key}.{name}_file"), format!("cannot read {}: {e}", path.display()));
-                return None;
-            }
-        }
-    } else {
-        return None;
-    };
-    if value.is_empty() {
-        issues.push(format!("{key}.{name}"), "is empty");
-        return None;
+        return Some(SecretSource::Env(var));
     }
-    Some(Secret(value))
+    let path = file?;
+    if path.as_os_str().is_empty() {
+        issues.push(format!("{key}.{name}_file"), "is empty");
+    }
+    Some(SecretSource::File(path))
 }
 
 fn check_template(issues: &mut Issues, key: &str, source: &str) {
@@ -445,18 +438,17 @@ fn check_template(issues: &mut Issues, key: &str, source: &str) {
     }
 }
 
-fn template_file(issues: &mut Issues, key: &str, path: Option<&std::path::Path>) -> Option<String> {
+/// A template file: compiled when it can be read here, so `check` reports
+/// its syntax errors; a file that is not here is the sink's business when it
+/// opens (`check` may run far from the machine that has it).
+fn template_file(issues: &mut Issues, key: &str, path: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
     let path = path?;
-    match std::fs::read_to_string(path) {
-        Ok(source) => {
-            check_template(issues, key, &source);
-            Some(source)
-        }
-        Err(e) => {
-            issues.push(key, format!("cannot read {}: {e}", path.display()));
-            None
-        }
+    if path.as_os_str().is_empty() {
+        issues.push(key, "is empty");
+    } else if let Ok(source) = std::fs::read_to_string(&path) {
+        check_template(issues, key, &source);
     }
+    Some(path)
 }
 
 /// SNS subjects: 1 to 100 printable ASCII characters, no line breaks.

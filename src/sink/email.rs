@@ -193,14 +193,22 @@ impl Mailer {
         .map_err(|e| format!("cannot set up SMTP to {}: {e}", options.host))?;
         let mut builder = builder.port(options.port).timeout(Some(options.timeout));
         if let (Some(user), Some(password)) = (&options.username, &options.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
+            builder = builder.credentials(Credentials::new(user.clone(), password.read("password")?.0));
         }
         let built_in = match options.mode {
             EmailMode::Immediate => [IMMEDIATE_SUBJECT, IMMEDIATE_TEXT, IMMEDIATE_HTML],
             EmailMode::Digest { .. } => [DIGEST_SUBJECT, DIGEST_TEXT, DIGEST_HTML],
         };
-        let custom = [&options.subject, &options.text_template, &options.html_template];
-        let templates = templates(built_in, custom)?;
+        let read = |key: &str, path: &Option<std::path::PathBuf>| {
+            path.as_ref()
+                .map(|path| {
+                    std::fs::read_to_string(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))
+                })
+                .transpose()
+        };
+        let text = read("text_template", &options.text_template)?;
+        let html = read("html_template", &options.html_template)?;
+        let templates = templates(built_in, [&options.subject, &text, &html])?;
         Ok(Mailer {
             sink: sink.to_owned(),
             transport: builder.build(),

@@ -123,7 +123,7 @@ impl WebhookSink {
             client,
             url,
             host,
-            secret: options.secret.clone(),
+            secret: options.secret.as_ref().map(|secret| secret.read("secret")).transpose()?,
             timeout: options.timeout,
             backoff: ExponentialBuilder::default()
                 .with_min_delay(Duration::from_secs(1))
@@ -635,6 +635,7 @@ mod slack {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::SecretSource;
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
@@ -732,7 +733,7 @@ mod tests {
         let options = Webhook {
             url: format!("http://{address}/services/T0/B0/TOKEN?key=QUERY"),
             format,
-            secret: secret.map(|s| Secret(s.to_owned())),
+            secret: secret.map(|s| SecretSource::Inline(Secret(s.to_owned()))),
             timeout: Duration::from_millis(500),
         };
         let mut sink = WebhookSink::new("hook", &options, None).unwrap();
@@ -884,7 +885,7 @@ mod tests {
         let options = Webhook {
             url: "https://hooks.slack.com/services/T0/B0/TOKEN".into(),
             format: WebhookFormat::Slack,
-            secret: Some(Secret("s3cret".into())),
+            secret: Some(SecretSource::Inline(Secret("s3cret".into()))),
             timeout: Duration::from_secs(10),
         };
         let sink = WebhookSink::new("hook", &options, None).unwrap();
