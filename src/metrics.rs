@@ -18,6 +18,8 @@ pub const DELIVERIES: &str = "sesroute_sink_deliveries_total";
 pub const DELIVERY_SECONDS: &str = "sesroute_sink_delivery_seconds";
 /// Messages being processed now, by `source`.
 pub const IN_FLIGHT: &str = "sesroute_messages_in_flight";
+/// Notifications waiting for their batch to be sent (an email digest, an archive object), by `sink`.
+pub const HELD: &str = "sesroute_sink_held_notifications";
 /// Age of the oldest message in the latest receive (from SQS `SentTimestamp`), by `source`.
 pub const OLDEST_AGE_SECONDS: &str = "sesroute_oldest_message_age_seconds";
 /// Failed AWS calls, by `service` and `operation`.
@@ -43,6 +45,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(DELIVERIES, "Sink deliveries by sink and result (ok, retryable, permanent).");
     describe_histogram!(DELIVERY_SECONDS, metrics::Unit::Seconds, "Time a sink took to take a delivery, by sink.");
     describe_gauge!(IN_FLIGHT, "Messages being processed now, by source.");
+    describe_gauge!(HELD, "Notifications waiting for their batch (an email digest, an archive object), by sink.");
     describe_gauge!(OLDEST_AGE_SECONDS, metrics::Unit::Seconds, "Age of the oldest message in the latest receive.");
     describe_counter!(AWS_ERRORS, "Failed AWS calls, by service and operation.");
     describe_counter!(RELOADS, "Config reloads by result (ok, error).");

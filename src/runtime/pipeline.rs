@@ -10,7 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, error, field, info, info_span, warn};
 
 use super::{Routing, Shared, Stats};
-use crate::metrics::{AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, IN_FLIGHT, OUTCOMES, ROUTE_MATCHES};
+use crate::metrics::{AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, HELD, IN_FLIGHT, OUTCOMES, ROUTE_MATCHES};
 use crate::notification::{self, Parsed};
 use crate::route::SinkId;
 use crate::sink::{Item, Origin, SinkError, Sinks};
@@ -238,7 +238,13 @@ async fn deliver(
     }
     let answers = join_all(held.into_iter().map(|(id, pending)| async move {
         let result = match pending {
-            Ok(pending) => pending.answer().await,
+            Ok(pending) => {
+                let held = metrics::gauge!(HELD, "sink" => sinks.get(id).0.to_owned());
+                held.increment(1.0);
+                let answer = pending.answer().await;
+                held.decrement(1.0);
+                answer
+            }
             Err(e) => Err(e),
         };
         record(sinks.get(id).0, started, &result);

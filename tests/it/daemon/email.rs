@@ -326,6 +326,10 @@ async fn shutdown_sends_the_pending_digest_instead_of_waiting_for_its_window() {
     })
     .await;
     assert!(smtp.mails().is_empty(), "the window is an hour: nothing sent yet");
+    let address = super::ops::listen_address(&daemon).await;
+    let (_, metrics) = super::ops::get(&format!("http://{address}/metrics")).await;
+    let held = super::ops::metric(&metrics, "sesroute_sink_held_notifications", &[("sink", "digest")]);
+    assert_eq!(held, Some(2.0), "{metrics}");
 
     daemon.stop().await;
     let mails = smtp.mails();

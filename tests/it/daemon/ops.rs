@@ -8,7 +8,7 @@ use super::harness::{Aws, Daemon, config_head, eventually, file_sink, lines, sou
 use crate::{read, samples};
 
 /// The bound health and metrics address, from the daemon's log.
-async fn listen_address(daemon: &Daemon) -> String {
+pub(super) async fn listen_address(daemon: &Daemon) -> String {
     eventually("the daemon to listen", Duration::from_secs(15), async || {
         daemon
             .log()
@@ -20,13 +20,13 @@ async fn listen_address(daemon: &Daemon) -> String {
     .await
 }
 
-async fn get(url: &str) -> (u16, String) {
+pub(super) async fn get(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     (response.status().as_u16(), response.text().await.unwrap_or_default())
 }
 
 /// The value of the sample of `name` whose labels include every pair in `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(super) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
         .find(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
