@@ -49,14 +49,7 @@ fn check(toml: &str) -> Run {
 
 /// Asserts that `toml` is invalid because of `key`, and gives the reason.
 fn rejects(toml: &str, key: &str) -> String {
-    let run = check(toml);
-    assert_eq!(run.code, 2, "accepted:\n{toml}\n{}", run.stderr);
-    let prefix = format!("{key}: ");
-    run.stderr_lines("error: ")
-        .iter()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no error about {key}:\n{}", run.stderr))
-        .to_owned()
+    check(toml).reason_for(key)
 }
 
 /// Asserts that `toml` is valid and warns with a line that contains every one of `words`.

@@ -30,14 +30,7 @@ fn check(toml: &str, env: &[(&str, &str)]) -> Run {
 
 /// The reasons `check` gives for `key`, asserting the config is refused.
 fn rejects(sink: &str, key: &str) -> String {
-    let run = check(&config(sink), &[]);
-    assert_eq!(run.code, 2, "accepted:\n{sink}\n{}", run.stderr);
-    let prefix = format!("{key}: ");
-    run.stderr_lines("error: ")
-        .iter()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no error about {key}:\n{}", run.stderr))
-        .to_owned()
+    check(&config(sink), &[]).reason_for(key)
 }
 
 const EMAIL: &str = r#"type = "email"

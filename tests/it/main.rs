@@ -70,6 +70,17 @@ impl Run {
     pub fn stderr_lines(&self, prefix: &str) -> Vec<&str> {
         self.stderr.lines().filter_map(|line| line.strip_prefix(prefix)).collect()
     }
+
+    /// Asserts a config was refused (exit 2) because of `key`, and gives the reason.
+    pub fn reason_for(&self, key: &str) -> String {
+        assert_eq!(self.code, 2, "accepted:\n{}", self.stderr);
+        let prefix = format!("{key}: ");
+        self.stderr_lines("error: ")
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no error about {key}:\n{}", self.stderr))
+            .to_owned()
+    }
 }
 
 /// Validates config text, panicking with every issue when it is invalid.
