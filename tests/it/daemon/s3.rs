@@ -293,3 +293,40 @@ async fn messages_waiting_for_their_object_free_their_in_flight_slot_and_other_s
     assert_eq!(super::harness::message_ids(&file), ids, "the file has each once");
     assert_eq!(aws.depth(&queue).await.total(), 0);
 }
+
+/// The archive as the dead-letter sink: an unreadable body waits for its
+/// object without holding an in-flight slot, so the source goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_waiting_for_the_archive_does_not_stop_the_source() {
+    let Some(aws) = Aws::connect("s3_dead_letter").await else { return };
+    let s3 = s3_client(&aws.endpoint).await;
+    let (queue, bucket) = (aws.create_queue("in").await, bucket_name(&aws, "archive"));
+    create_bucket(&s3, &bucket).await;
+    let (bodies, ids) = bounces("s3-dead", 3);
+    aws.send(&queue, "{\"not\": \"ses\"}").await;
+    aws.send_all(&queue, &bodies).await;
+
+    let mut daemon = Daemon::new();
+    let file = daemon.path("copy.jsonl");
+    daemon.start(&format!(
+        "dead_letter = \"archive\"\n{}{}\n[sinks.archive]\ntype = \"s3\"\nbucket = \"{bucket}\"\nbatch_window_secs = 300\n{}\n[[routes]]\nname = \"all\"\nsinks = [\"copy\"]\n",
+        config_head(&aws.endpoint),
+        source("in", &queue, "receivers = 1\nmax_in_flight = 1"),
+        file_sink("copy", &file),
+    ));
+    eventually("the bounces in the file while the dead letter waits", Duration::from_secs(20), async || {
+        let written = super::harness::message_ids(&file);
+        if written == ids { Ok(()) } else { Err(format!("{written:?}")) }
+    })
+    .await;
+    assert_eq!(aws.depth(&queue).await.total(), 1, "only the dead letter is left, waiting for its object");
+
+    daemon.stop().await;
+    let stored = objects(&s3, &bucket).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].records.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].records[0]["dead_letter"], true, "{stored:?}");
+    assert_eq!(stored[0].records[0]["body"], "{\"not\": \"ses\"}", "{stored:?}");
+    assert_eq!(aws.depth(&queue).await.total(), 0);
+    assert_eq!(daemon.last_stats()["dead_lettered"].as_u64(), Some(1));
+}
