@@ -509,6 +509,45 @@ mod tests {
         assert_eq!(working.render("subject", &working.context(&reports)).expect("subject"), "bounce for dev-digest");
     }
 
+    /// Every body of the corpus and of AWS's documentation that is a
+    /// notification renders, alone and all in one digest.
+    #[tokio::test]
+    async fn every_known_notification_renders_alone_and_in_a_digest() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut bodies = Vec::new();
+        for dir in ["samples/bodies", "aws-doc-examples"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    bodies.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        let mut reports = Vec::new();
+        for (path, body) in &bodies {
+            let mut scratch = String::new();
+            if let Ok(crate::notification::Parsed::Notification(n)) = crate::notification::parse(body, &mut scratch) {
+                reports.push((path, Report::new(Origin { queue: "q", sqs_message_id: "m" }, &n, &["r"])));
+            }
+        }
+        assert!(reports.len() > 40, "{} notifications", reports.len());
+        let immediate = mailer(EmailMode::Immediate);
+        for (path, report) in &reports {
+            let context = immediate.context(std::slice::from_ref(report));
+            for name in ["subject", "text", "html.html"] {
+                let text = immediate.render(name, &context).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(!text.trim().is_empty(), "{}: empty {name}", path.display());
+            }
+            assert!(!report.headline.is_empty() && !report.kind.is_empty(), "{}", path.display());
+        }
+        let digest = mailer(EmailMode::Digest { window: std::time::Duration::from_secs(60), max_rows: 100 });
+        let all: Vec<Report> = reports.into_iter().map(|(_, r)| r).collect();
+        let context = digest.context(&all);
+        let text = digest.render("text", &context).expect("the digest's text");
+        assert!(text.starts_with(&format!("{} notifications for dev-digest", all.len())), "{text}");
+        digest.render("html.html", &context).expect("the digest's HTML");
+    }
+
     #[test]
     fn the_built_in_templates_compile() {
         for (immediate, digest) in
