@@ -593,6 +593,39 @@ mod slack {
             assert!(bytes.len() < 40_000, "{}", bytes.len());
         }
 
+        /// Every notification of the corpus and of AWS's documentation makes
+        /// a Slack message within its limits.
+        #[test]
+        fn every_known_notification_makes_a_valid_slack_message() {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+            let mut seen = 0;
+            for dir in ["samples/bodies", "aws-doc-examples"] {
+                for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                    let path = entry.unwrap().path();
+                    let Ok(body) = std::fs::read_to_string(&path) else { continue };
+                    let mut scratch = String::new();
+                    let Ok(crate::notification::Parsed::Notification(n)) =
+                        crate::notification::parse(&body, &mut scratch)
+                    else {
+                        continue;
+                    };
+                    let message =
+                        parse(&notification(&Report::new(Origin { queue: "q", sqs_message_id: "m" }, &n, &["r"])));
+                    let blocks =
+                        message["blocks"].as_array().unwrap_or_else(|| panic!("{}: no blocks", path.display()));
+                    assert!(!blocks.is_empty() && blocks.len() <= 50, "{}", path.display());
+                    assert!(message["text"].as_str().is_some_and(|t| !t.is_empty()), "{}", path.display());
+                    assert!(
+                        texts(&message).iter().all(|t| t.chars().count() <= MAX_SECTION_CHARS),
+                        "{}",
+                        path.display()
+                    );
+                    seen += 1;
+                }
+            }
+            assert!(seen > 40, "{seen} notifications");
+        }
+
         #[test]
         fn a_report_without_sender_or_recipients_still_reads() {
             let mut report = report(0, "");
