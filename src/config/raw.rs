@@ -160,7 +160,10 @@ pub struct RawEmailSink {
     /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
     pub port: Option<u16>,
     /// `starttls` (the default), `tls`, or `none` (a loopback host only).
+    #[serde(alias = "tls_mode")]
     pub tls: Option<String>,
+    /// The SMTP login (`user` is accepted too).
+    #[serde(alias = "user")]
     pub username: Option<String>,
     /// The environment variable that holds the password.
     pub password_env: Option<String>,

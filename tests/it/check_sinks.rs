@@ -50,6 +50,14 @@ fn a_minimal_email_sink_is_valid_and_summarised_with_its_defaults() {
 }
 
 #[test]
+fn email_login_and_tls_mode_take_their_other_spellings() {
+    let sink = format!("{EMAIL}\nuser = \"u\"\npassword_env = \"SMTP_PASSWORD\"\ntls_mode = \"tls\"");
+    let run = check(&config(&sink), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("via smtp.acme.test:465"), "tls_mode = \"tls\" took effect: {}", run.stdout);
+}
+
+#[test]
 fn email_mistakes_name_their_keys() {
     assert!(rejects(&format!("{EMAIL}\nmode = \"weekly\""), "sinks.team.mode").contains("immediate, digest"));
     assert!(rejects(&format!("{EMAIL}\ndigest_window_secs = 60"), "sinks.team.digest_window_secs").contains("digest"));
