@@ -86,9 +86,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Issue>> {
 }
 
 fn check_url(issues: &mut Issues, key: &str, url: &str) {
-    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() <= "https://".len() {
+    if !is_http_url(url) {
         issues.push(key, format!("{url:?} is not an http(s) URL"));
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://")) && url.len() > "https://".len()
 }
 
 fn sources(issues: &mut Issues, raw: Vec<RawSource>) -> Vec<Source> {
@@ -324,7 +328,7 @@ fn tls_and_port(issues: &mut Issues, key: &str, raw: &RawEmailSink) -> (Tls, u16
 
 fn webhook(issues: &mut Issues, key: &str, raw: RawWebhookSink) -> Webhook {
     // Not quoted back: a webhook URL often holds a token.
-    if !(raw.url.starts_with("https://") || raw.url.starts_with("http://")) || raw.url.len() <= "https://".len() {
+    if !is_http_url(&raw.url) {
         issues.push(format!("{key}.url"), "is not an http(s) URL");
     }
     let format = match raw.format.as_deref().unwrap_or("json") {

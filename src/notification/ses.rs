@@ -282,7 +282,7 @@ pub struct Reject<'a> {
 
 /// A field sesroute only passes along (timestamps, ids): a string as it is, a
 /// number as written, anything else as absent; never an error.
-fn lenient_text<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str<'a>>, D::Error> {
+pub(crate) fn lenient_text<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str<'a>>, D::Error> {
     struct Lenient<'a>(std::marker::PhantomData<&'a ()>);
 
     impl<'de: 'a, 'a> Visitor<'de> for Lenient<'a> {

@@ -43,6 +43,8 @@ const DIGEST_SUBJECT: &str = include_str!("email/digest.subject.j2");
 const DIGEST_TEXT: &str = include_str!("email/digest.txt.j2");
 const DIGEST_HTML: &str = include_str!("email/digest.html.j2");
 const DEAD_LETTER_TEXT: &str = include_str!("email/dead-letter.txt.j2");
+/// The dead letter's text, shown as is (HTML-escaped) in the HTML part.
+const DEAD_LETTER_HTML: &str = "<!DOCTYPE html><html><body><pre>{{ text }}</pre></body></html>";
 
 pub struct EmailSink {
     mailer: Arc<Mailer>,
@@ -305,13 +307,16 @@ impl Mailer {
             body => &body[..cut],
             truncated => cut < body.len(),
         };
-        let text = self
-            .templates
-            .get_template("dead-letter")
-            .and_then(|t| t.render(context))
-            .map_err(|e| SinkError::Retryable(format!("dead-letter template failed: {e}")))?;
+        let render = |name: &str, context| {
+            self.templates
+                .get_template(name)
+                .and_then(|t| t.render(context))
+                .map_err(|e| SinkError::Retryable(format!("{name} template failed: {e}")))
+        };
+        let text = render("dead-letter", context)?;
+        let html = render("dead-letter.html", minijinja::context! { text => &text })?;
         let subject = format!("[sesroute] a message from {} could not be delivered", origin.queue);
-        self.deliver(&subject, MultiPart::alternative_plain_html(text.clone(), html_pre(&text))).await
+        self.deliver(&subject, MultiPart::alternative_plain_html(text, html)).await
     }
 
     /// Builds the email around `body` and hands it to the SMTP server.
@@ -331,7 +336,7 @@ impl Mailer {
 }
 
 /// The templates of one sink, by name: the built-in `subject`, `text`,
-/// `html.html` (HTML escaping on) and `dead-letter`; the configured ones as
+/// `html.html` (HTML escaping on), `dead-letter` and `dead-letter.html`; the configured ones as
 /// `custom/subject`, `custom/text`, `custom/html.html`.
 fn templates(built_in: [&str; 3], custom: [&Option<String>; 3]) -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
@@ -342,10 +347,15 @@ fn templates(built_in: [&str; 3], custom: [&Option<String>; 3]) -> Result<Enviro
         .map_err(|e| e.to_string())?;
     env.set_syntax(syntax);
     env.set_auto_escape_callback(|name| {
-        if name == "html.html" || name == "custom/html.html" { AutoEscape::Html } else { AutoEscape::None }
+        if matches!(name, "html.html" | "custom/html.html" | "dead-letter.html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
     });
     let names = ["subject", "text", "html.html"];
-    for (name, source) in names.into_iter().zip(built_in).chain([("dead-letter", DEAD_LETTER_TEXT)]) {
+    let dead_letter = [("dead-letter", DEAD_LETTER_TEXT), ("dead-letter.html", DEAD_LETTER_HTML)];
+    for (name, source) in names.into_iter().zip(built_in).chain(dead_letter) {
         env.add_template_owned(name, source.to_owned()).map_err(|e| format!("template {name}: {e}"))?;
     }
     for (name, source) in names.into_iter().zip(custom) {
@@ -371,12 +381,6 @@ fn header_text(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &out[..cut]),
         None => out.to_owned(),
     }
-}
-
-/// Plain text shown as is in an HTML part.
-fn html_pre(text: &str) -> String {
-    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    format!("<!DOCTYPE html><html><body><pre>{escaped}</pre></body></html>")
 }
 
 /// Whether trying the send again can help. A server that refuses the message
@@ -546,6 +550,14 @@ mod tests {
         let text = digest.render("text", &context).expect("the digest's text");
         assert!(text.starts_with(&format!("{} notifications for dev-digest", all.len())), "{text}");
         digest.render("html.html", &context).expect("the digest's HTML");
+    }
+
+    #[test]
+    fn a_dead_letters_html_part_shows_its_text_escaped() {
+        let env = templates([IMMEDIATE_SUBJECT, IMMEDIATE_TEXT, IMMEDIATE_HTML], [&None, &None, &None]).unwrap();
+        let html =
+            env.get_template("dead-letter.html").unwrap().render(minijinja::context! { text => "<b>&" }).unwrap();
+        assert_eq!(html, "<!DOCTYPE html><html><body><pre>&lt;b&gt;&amp;</pre></body></html>");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Origin;
 use crate::notification::address;
+use crate::notification::ses::lenient_text;
 use crate::notification::{Kind, Notification};
 
 /// One notification, owned and ready for a template.
@@ -165,8 +166,8 @@ struct Headers<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct Event<'a> {
-    #[serde(deserialize_with = "text")]
-    timestamp: Option<String>,
+    #[serde(borrow, deserialize_with = "lenient_text")]
+    timestamp: Option<Cow<'a, str>>,
     #[serde(borrow)]
     bounced_recipients: Vec<Recipient<'a>>,
     #[serde(borrow)]
@@ -199,15 +200,6 @@ struct Recipient<'a> {
     status: Option<Cow<'a, str>>,
     #[serde(borrow)]
     diagnostic_code: Option<Cow<'a, str>>,
-}
-
-/// A timestamp SES may write as a string or a number; anything else is dropped.
-fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
 }
 
 impl Extra<'_> {
@@ -256,7 +248,7 @@ impl Extra<'_> {
         let reason = [&event.reason, &event.error_message, &event.delay_type, &event.link, &event.complaint_sub_type]
             .into_iter()
             .find_map(|r| r.as_deref().map(str::to_owned));
-        (event.timestamp.clone(), recipients, reason)
+        (event.timestamp.as_deref().map(str::to_owned), recipients, reason)
     }
 }
 
