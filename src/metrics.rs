@@ -26,6 +26,8 @@ pub const OLDEST_AGE_SECONDS: &str = "sesroute_oldest_message_age_seconds";
 pub const AWS_ERRORS: &str = "sesroute_aws_errors_total";
 /// Config reloads by `result`: ok, error.
 pub const RELOADS: &str = "sesroute_config_reloads_total";
+/// Panics caught, by `task`: message (one message's pipeline) or receive (a receive loop, restarted).
+pub const PANICS: &str = "sesroute_panics_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "sesroute_build_info";
 
@@ -49,6 +51,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_gauge!(OLDEST_AGE_SECONDS, metrics::Unit::Seconds, "Age of the oldest message in the latest receive.");
     describe_counter!(AWS_ERRORS, "Failed AWS calls, by service and operation.");
     describe_counter!(RELOADS, "Config reloads by result (ok, error).");
+    describe_counter!(PANICS, "Panics caught, by task (message, receive).");
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)

@@ -13,6 +13,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The config is invalid.
     pub const INVALID_CONFIG: u8 = 2;
+    /// `run` stopped at once on a second SIGTERM or SIGINT (128 + SIGINT).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// Prints a config error the way every command does, and gives its exit status.

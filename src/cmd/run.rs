@@ -20,6 +20,12 @@ pub fn run(config_path: &Path, log_format: LogFormat) -> ExitCode {
         Err(e) => return super::config_error(&e),
     };
     crate::telemetry::init(log_format);
+    // A panic's message may quote the data it choked on (an address): the
+    // log gets where it happened, never what it says.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(ToString::to_string).unwrap_or_default();
+        error!(location = %at, "panic");
+    }));
     for warning in &config.warnings {
         warn!(warning = %warning, "config");
     }
@@ -46,13 +52,7 @@ async fn serve(config_path: &Path, config: Arc<Config>) -> ExitCode {
         }
     };
     let aws = aws_sdk_config(&config.aws).await;
-    let sinks = match Sinks::open(&config, &aws).await {
-        Ok(sinks) => sinks,
-        Err(e) => {
-            error!(error = %e, "cannot open a sink");
-            return ExitCode::FAILURE;
-        }
-    };
+    let sinks = open_sinks(&config, &aws).await;
     let shutdown = CancellationToken::new();
     let health = Arc::new(Health::default());
     let server = match crate::server::bind(config.listen, health.clone(), metrics, shutdown.clone()).await {
@@ -106,14 +106,7 @@ async fn reload_on_sighup(
         if config.aws != current.aws || config.listen != current.listen {
             warn!("[aws] and [server] changes take effect at the next restart");
         }
-        let sinks = match Sinks::open(&config, &aws).await {
-            Ok(sinks) => sinks,
-            Err(e) => {
-                metrics::counter!(RELOADS, "result" => "error").increment(1);
-                error!(error = %e, "reload failed: the running config stays");
-                continue;
-            }
-        };
+        let sinks = open_sinks(&config, &aws).await;
         for warning in &config.warnings {
             warn!(warning = %warning, "config");
         }
@@ -123,6 +116,21 @@ async fn reload_on_sighup(
             return;
         }
     }
+}
+
+/// Opens the config's sinks. One that cannot be opened does not stop the
+/// others: it is opened again on each delivery, its messages wait in SQS,
+/// and `/readyz` names it meanwhile.
+async fn open_sinks(config: &Config, aws: &aws_config::SdkConfig) -> Sinks {
+    let (sinks, unopened) = Sinks::open(config, aws).await;
+    for (name, reason) in unopened {
+        error!(
+            sink = %name,
+            error = %format!("sinks.{name}: {reason}"),
+            "cannot open the sink: its messages stay in SQS until it opens (tried again on each delivery)"
+        );
+    }
+    sinks
 }
 
 /// The SDK configuration: the default credential chain, the config's region
@@ -148,22 +156,31 @@ pub async fn aws_sdk_config(aws: &config::Aws) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// Fires `shutdown` on the first SIGTERM or SIGINT.
+/// Fires `shutdown` on the first SIGTERM or SIGINT; a second one ends the
+/// process at once (what was not deleted comes back when its visibility
+/// timeout ends).
 async fn signals(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut terminate, mut interrupt) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+        (Err(e), _) | (_, Err(e)) => {
+            error!(error = %e, "cannot listen for SIGTERM and SIGINT");
+            return;
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "shutdown requested"),
-        () = terminate => info!(signal = "SIGTERM", "shutdown requested"),
-    }
+    let mut next = async || {
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    };
+    let first = next().await;
+    info!(signal = first, "shutdown requested (a second signal stops at once)");
     shutdown.cancel();
+    let second = next().await;
+    warn!(
+        signal = second,
+        "second signal: stopping now; unfinished messages come back when their visibility timeout ends"
+    );
+    std::process::exit(super::exit::INTERRUPTED);
 }

@@ -29,6 +29,12 @@ pub const ENV_PREFIX: &str = "SESROUTE_";
 /// `SESROUTE_` variables that configure the program itself, not config keys.
 const ENV_NOT_KEYS: &[&str] = &["config", "log", "log_format"];
 
+/// The shortest `sources[].visibility_timeout_secs`: a message's visibility
+/// is extended at half of it while its sinks work, so anything shorter leaves
+/// too little room for one slow `ChangeMessageVisibility` (and 0 would have SQS
+/// hand the message to the next receive at once).
+pub const MIN_VISIBILITY_TIMEOUT_SECS: u32 = 5;
+
 /// The validated configuration every part of the program runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -119,6 +125,23 @@ impl SinkKind {
                 format!("{} via {}:{} ({mode})", e.to.join(", "), e.host, e.port)
             }
             SinkKind::Webhook(w) => format!("{} ({})", redact_url(&w.url), w.format.as_str()),
+            SinkKind::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
+        }
+    }
+}
+
+impl SinkKind {
+    /// Where the sink delivers, in full (secrets in a URL included, so never
+    /// for output): a delivery is remembered by sink name and this, so a
+    /// reload that points a sink elsewhere sends to the new place again.
+    pub fn destination(&self) -> String {
+        match self {
+            SinkKind::File { path, .. } => path.display().to_string(),
+            SinkKind::Log { level } => level.to_string(),
+            SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
+            SinkKind::Sqs { queue_url } => queue_url.clone(),
+            SinkKind::Email(e) => format!("{:?} {:?} {}:{}", e.to, e.cc, e.host, e.port),
+            SinkKind::Webhook(w) => w.url.clone(),
             SinkKind::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
         }
     }

@@ -115,6 +115,15 @@ fn sources(issues: &mut Issues, raw: Vec<RawSource>) -> Vec<Source> {
             if wait_time_secs > MAX_WAIT_TIME_SECS {
                 issues.push(format!("{key}.wait_time_secs"), format!("{wait_time_secs} is above SQS's maximum of 20"));
             }
+            if let Some(v) = s.visibility_timeout_secs.filter(|v| *v < super::MIN_VISIBILITY_TIMEOUT_SECS) {
+                issues.push(
+                    format!("{key}.visibility_timeout_secs"),
+                    format!(
+                        "{v} is too short: at least {} (a message's visibility is extended at half of it while its sinks work)",
+                        super::MIN_VISIBILITY_TIMEOUT_SECS
+                    ),
+                );
+            }
             if let Some(v) = s.visibility_timeout_secs.filter(|v| *v > MAX_VISIBILITY_TIMEOUT_SECS) {
                 issues.push(format!("{key}.visibility_timeout_secs"), format!("{v} is above SQS's maximum of 43200"));
             }
@@ -135,7 +144,8 @@ fn sources(issues: &mut Issues, raw: Vec<RawSource>) -> Vec<Source> {
 }
 
 fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
-    raw.into_iter()
+    let sinks: Vec<Sink> = raw
+        .into_iter()
         .map(|(name, sink)| {
             let key = format!("sinks.{name}");
             if name.trim().is_empty() {
@@ -191,7 +201,26 @@ fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
             };
             Sink { name, kind, max_per_minute }
         })
-        .collect()
+        .collect();
+    one_file_sink_per_path(issues, &sinks);
+    sinks
+}
+
+/// Two file sinks appending to one file would each see the other's lines as
+/// their own (and their locks would not keep lines apart).
+fn one_file_sink_per_path(issues: &mut Issues, sinks: &[Sink]) {
+    let mut seen: Vec<(&str, Vec<std::path::Component<'_>>)> = Vec::new();
+    for sink in sinks {
+        let SinkKind::File { path, .. } = &sink.kind else { continue };
+        let components: Vec<_> = path.components().collect();
+        match seen.iter().find(|(_, other)| *other == components) {
+            Some((first, _)) => issues.push(
+                format!("sinks.{}.path", sink.name),
+                format!("{} is also the path of sinks.{first}: each file sink needs a file of its own", path.display()),
+            ),
+            None => seen.push((&sink.name, components)),
+        }
+    }
 }
 
 fn email(issues: &mut Issues, key: &str, raw: RawEmailSink) -> Email {

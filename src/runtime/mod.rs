@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Source};
-use crate::metrics::{AWS_ERRORS, OLDEST_AGE_SECONDS, RECEIVED};
+use crate::metrics::{AWS_ERRORS, OLDEST_AGE_SECONDS, PANICS, RECEIVED};
 use crate::server::Health;
 use crate::sink::Sinks;
 use crate::source::sqs::{Queue, receive_backoff};
@@ -116,12 +116,16 @@ pub async fn run(
             };
             let stop = shutdown.child_token();
             let receivers = (0..source.receivers)
-                .map(|_| tokio::spawn(receive_loop(queue.clone(), shared.clone(), tracker.clone(), stop.clone())))
+                .map(|i| {
+                    let receiver = Receiver { queue: queue.clone(), task: format!("receive {}#{i}", source.name) };
+                    tokio::spawn(supervise(receiver, shared.clone(), tracker.clone(), stop.clone()))
+                })
                 .collect();
             info!(queue = %source.name, receivers = source.receivers, "polling");
             running.insert(source.name.clone(), Running { source, stop, receivers });
         }
         shared.health.expect(config.sources.iter().map(|s| (s.name.clone(), readiness_window(s))));
+        shared.health.sinks(shared.routing.load().sinks.clone());
     };
     start(&config, &mut running);
 
@@ -182,15 +186,69 @@ fn readiness_window(source: &Source) -> Duration {
     Duration::from_secs(u64::from(source.wait_time_secs) * 2 + 30)
 }
 
+/// One receive loop of a queue, and its name for `/healthz`.
+struct Receiver {
+    queue: Queue,
+    task: String,
+}
+
+/// Runs a receive loop until `stop`; should it panic, logs it, counts it and
+/// starts it again (what it had received is in pipeline tasks of their own,
+/// or comes back from SQS).
+async fn supervise(receiver: Receiver, shared: Arc<Shared>, tracker: TaskTracker, stop: CancellationToken) {
+    loop {
+        let run =
+            receive_loop(receiver.queue.clone(), receiver.task.clone(), shared.clone(), tracker.clone(), stop.clone());
+        match tokio::spawn(run).await {
+            Err(e) if e.is_panic() => {
+                metrics::counter!(PANICS, "task" => "receive").increment(1);
+                error!(queue = %receiver.queue.name, task = %receiver.task, "a receive loop panicked: starting it again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => break,
+        }
+    }
+    shared.health.retire(&receiver.task);
+}
+
+/// Runs one message's pipeline; a panic in it is logged and counted, and the
+/// message comes back from SQS once its visibility timeout ends (its
+/// heartbeat and in-flight slot end with the task).
+async fn caught(pipeline: impl Future<Output = ()>) {
+    use futures_util::FutureExt;
+    if std::panic::AssertUnwindSafe(pipeline).catch_unwind().await.is_err() {
+        metrics::counter!(PANICS, "task" => "message").increment(1);
+        error!("a message's processing panicked: it comes back from SQS");
+    }
+}
+
+/// How long one receive may take before `/healthz` calls its loop stuck:
+/// the long poll, the SDK's operation timeout and some slack.
+fn receive_deadline(queue: &Queue) -> Duration {
+    queue.wait_time() + Duration::from_secs(120)
+}
+
 /// One long-poll loop: receive, hand each message to its own task, repeat.
 /// SQS being unreachable never ends it: it backs off and tries again.
-async fn receive_loop(queue: Queue, shared: Arc<Shared>, tracker: TaskTracker, stop: CancellationToken) {
+async fn receive_loop(queue: Queue, task: String, shared: Arc<Shared>, tracker: TaskTracker, stop: CancellationToken) {
+    let health = shared.health.clone();
+    health.beat(&task, Some(receive_deadline(&queue)));
     let visibility_timeout = queue.visibility_timeout().await;
     let ctx = Arc::new(pipeline::Context { queue, visibility_timeout, shared });
     let name = ctx.queue.name.clone();
+    let deletes = format!("deletes {name}");
     let mut backoff = receive_backoff();
     while !stop.is_cancelled() {
-        match ctx.queue.receive(&stop).await {
+        if ctx.queue.deletes_alive() {
+            health.beat(&deletes, None);
+        } else {
+            health.died(&deletes);
+        }
+        // Waiting for free in-flight slots waits on the pipeline, not on this loop.
+        health.beat(&task, None);
+        let Some(permits) = ctx.queue.reserve(&stop).await else { break };
+        health.beat(&task, Some(receive_deadline(&ctx.queue)));
+        match ctx.queue.receive(permits, &stop).await {
             Ok(messages) => {
                 backoff = receive_backoff();
                 ctx.shared.health.polled(&name);
@@ -200,13 +258,14 @@ async fn receive_loop(queue: Queue, shared: Arc<Shared>, tracker: TaskTracker, s
                 for message in messages {
                     Stats::add(&ctx.shared.stats.received);
                     metrics::counter!(RECEIVED, "source" => name.to_string()).increment(1);
-                    tracker.spawn(pipeline::process(ctx.clone(), message));
+                    tracker.spawn(caught(pipeline::process(ctx.clone(), message)));
                 }
             }
             Err(error) => {
                 metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "ReceiveMessage").increment(1);
                 let delay = backoff.next().unwrap_or(Duration::from_secs(30));
                 warn!(queue = %name, error = %error, retry_in_ms = delay.as_millis(), "receive failed");
+                health.beat(&task, Some(delay + receive_deadline(&ctx.queue)));
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = stop.cancelled() => {}

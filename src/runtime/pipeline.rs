@@ -30,22 +30,78 @@ pub struct Context {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     /// Every sink has it (or it needs none): delete it. Names the sinks that
-    /// have it, to remember should the delete fail and the message come back.
+    /// have it (by [`Sinks::key`]), to remember should the delete fail and
+    /// the message come back.
     Delete(Vec<String>),
     /// Not done: leave it and let it come back after a backoff, and not
     /// before the given time (a sink's receiver asked for a pause).
     Later(Duration),
 }
 
-/// The worst result among a message's sinks; only `Delivered` deletes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Outcome {
-    Delivered,
-    Retry(String),
-    Reject(String),
+/// What a message's sinks answered, sink by sink: each sink's result counts
+/// on its own, so one sink refusing the message never costs another sink
+/// its copy.
+#[derive(Debug, PartialEq, Eq)]
+struct Fold<K> {
+    /// Sinks that have it.
+    delivered: Vec<K>,
+    /// Sinks that refused it for good, with why: each gets its copy
+    /// dead-lettered on its own, and is then done with.
+    rejected: Vec<(K, String)>,
+    /// Sinks that asked to be tried again: the message stays in SQS until
+    /// they have it. The first reason, and the longest pause asked for.
+    retry: Option<(String, Duration)>,
 }
 
-/// Processes one received message; never panics, never loses it.
+impl<K> Fold<K> {
+    fn of(results: impl IntoIterator<Item = (K, Result<(), SinkError>)>) -> Fold<K> {
+        let mut fold = Fold { delivered: Vec::new(), rejected: Vec::new(), retry: None };
+        for (sink, result) in results {
+            match result {
+                Ok(()) => fold.delivered.push(sink),
+                Err(SinkError::Permanent(reason)) => fold.rejected.push((sink, reason)),
+                Err(e) => {
+                    let pause =
+                        if let SinkError::Throttled { retry_after, .. } = e { retry_after } else { Duration::ZERO };
+                    fold.retry_later(e.to_string(), pause);
+                }
+            }
+        }
+        fold
+    }
+
+    fn retry_later(&mut self, reason: String, pause: Duration) {
+        match &mut self.retry {
+            Some((_, longest)) => *longest = (*longest).max(pause),
+            None => self.retry = Some((reason, pause)),
+        }
+    }
+}
+
+/// Counts a message in flight for its source's gauge until dropped, even
+/// when its task panics.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn start(source: &str) -> InFlight {
+        let gauge = metrics::gauge!(IN_FLIGHT, "source" => source.to_owned());
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Processes one received message; never loses it.
+///
+/// From receipt until its delete is confirmed (or its retry delay set) the
+/// message is kept invisible and holds an in-flight slot, so slow deletes
+/// slow receiving instead of letting delivered messages turn visible again.
+/// When the shutdown grace period ends first, it is made visible at once.
 pub async fn process(ctx: Arc<Context>, mut message: Received) {
     let span = info_span!(
         "message",
@@ -57,52 +113,59 @@ pub async fn process(ctx: Arc<Context>, mut message: Received) {
         source = field::Empty,
         routes = field::Empty,
     );
-    let source = ctx.queue.name.to_string();
-    let in_flight = metrics::gauge!(IN_FLIGHT, "source" => source.clone());
-    in_flight.increment(1.0);
+    let _in_flight = InFlight::start(&ctx.queue.name);
     async move {
         // Messages in flight finish with the routing they started with.
         let routing = ctx.shared.routing.load_full();
-        let shared = &ctx.shared;
-        let permit = message.permit.take();
-        let (action, outcome) = tokio::select! {
-            done = handle(&ctx, &routing, &message, permit) => done,
-            () = shared.abort.cancelled() => {
-                warn!("shutdown: left in the queue unfinished");
-                return;
-            }
+        let mut permit = message.permit.take();
+        let work = async {
+            let (action, outcome) = handle(&ctx, &routing, &message, &mut permit).await;
+            metrics::counter!(OUTCOMES, "source" => ctx.queue.name.to_string(), "outcome" => outcome).increment(1);
+            // A slot given back while a batch was awaited is taken again for the delete.
+            let _slot = match permit.take() {
+                Some(permit) => Some(permit),
+                None => ctx.queue.slot().await,
+            };
+            act(&ctx, &message, action).await;
         };
-        metrics::counter!(OUTCOMES, "source" => source, "outcome" => outcome).increment(1);
-        match action {
-            Action::Delete(delivered) => {
-                // Done with the body: its in-flight slot can take the next message
-                // while the delete waits for its batch.
-                let Received { message_id, receipt_handle, body, .. } = message;
-                drop(body);
-                match ctx.queue.delete(receipt_handle).await {
-                    Ok(()) => shared.memory.forget(&message_id),
-                    Err(e) => {
-                        metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch")
-                            .increment(1);
-                        let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
-                        shared.memory.remember(&message_id, &delivered);
-                        warn!(error = %e, "delete failed: the message will be received again");
-                    }
-                }
-            }
-            Action::Later(at_least) => {
-                let delay = retry_delay(message.receive_count, at_least);
-                if let Err(e) = ctx.queue.set_visibility(&message.receipt_handle, delay).await {
-                    metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "ChangeMessageVisibility")
-                        .increment(1);
-                    warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+        tokio::select! {
+            () = with_heartbeat(&ctx, &message, work) => {}
+            () = ctx.shared.abort.cancelled() => {
+                let visible = ctx.queue.set_visibility(&message.receipt_handle, Duration::ZERO);
+                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), visible).await {
+                    warn!("shutdown: unfinished, made visible again");
+                } else {
+                    warn!("shutdown: unfinished, visible again once its visibility timeout ends");
                 }
             }
         }
     }
     .instrument(span)
     .await;
-    in_flight.decrement(1.0);
+}
+
+/// Deletes the message, or sets when it comes back.
+async fn act(ctx: &Context, message: &Received, action: Action) {
+    let shared = &ctx.shared;
+    match action {
+        Action::Delete(delivered) => match ctx.queue.delete(message.receipt_handle.clone()).await {
+            Ok(()) => shared.memory.forget(&message.message_id),
+            Err(e) => {
+                metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch").increment(1);
+                let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
+                shared.memory.remember(&message.message_id, &delivered);
+                warn!(error = %e, "delete failed: the message will be received again");
+            }
+        },
+        Action::Later(at_least) => {
+            let delay = retry_delay(message.receive_count, at_least);
+            if let Err(e) = ctx.queue.set_visibility(&message.receipt_handle, delay).await {
+                metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "ChangeMessageVisibility")
+                    .increment(1);
+                warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+            }
+        }
+    }
 }
 
 /// The longest pause a sink's receiver gets by asking (`Retry-After`).
@@ -119,12 +182,13 @@ fn retry_delay(receive_count: u32, at_least: Duration) -> Duration {
 }
 
 /// Parses, routes and delivers one message; says what to do with it in SQS
-/// and names the outcome for the metrics.
+/// and names the outcome for the metrics. `permit` is given back while the
+/// message waits for a batch.
 async fn handle(
     ctx: &Context,
     routing: &Routing,
     message: &Received,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> (Action, &'static str) {
     let stats = &ctx.shared.stats;
     let origin = Origin { queue: &ctx.queue.name, sqs_message_id: &message.message_id };
@@ -139,11 +203,13 @@ async fn handle(
         Err(e) => {
             Stats::add(&stats.errors);
             error!(error = %e, body_bytes = message.body.len(), "cannot understand the message");
-            let (body, reason) = (&message.body, e.to_string());
-            return (
-                dead_letter(ctx, routing, message, permit, Item::DeadLetter { body, reason: &reason }).await,
-                "error",
-            );
+            let reason = e.to_string();
+            let item = Item::DeadLetter { body: &message.body, reason: &reason };
+            let action = match dead_letter(ctx, routing, message, permit, item).await {
+                Ok(()) => Action::Delete(Vec::new()),
+                Err(pause) => Action::Later(pause),
+            };
+            return (action, "error");
         }
     };
     let span = tracing::Span::current();
@@ -165,51 +231,43 @@ async fn handle(
     span.record("routes", field::display(routes.join(",")));
 
     let item = Item::Notification { notification: &notification, routes: &routes };
-    // Remembered by name: a reload since the last try may have renumbered the sinks.
+    // Remembered by name and destination: a reload since the last try may have
+    // renumbered the sinks, or pointed one elsewhere.
+    let sinks = &routing.sinks;
     let already = ctx.shared.memory.sinks(&message.message_id);
-    let name = |id: SinkId| routing.sinks.get(id).0;
     let pending: Vec<SinkId> =
-        decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == name(*s))).collect();
-    let results = with_heartbeat(ctx, message, deliver(&routing.sinks, origin, item, &pending, permit)).await;
+        decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == sinks.key(*s))).collect();
+    let fold = Fold::of(deliver(sinks, origin, item, &pending, permit).await);
 
-    let delivered: Vec<&str> = results.iter().filter(|(_, r)| r.is_ok()).map(|(s, _)| name(*s)).collect();
-    let pause = results
-        .iter()
-        .filter_map(|(_, r)| match r {
-            Err(SinkError::Throttled { retry_after, .. }) => Some(*retry_after),
-            _ => None,
-        })
-        .max()
-        .unwrap_or_default();
-    let outcome = results
-        .into_iter()
-        .map(|(_, result)| match result {
-            Ok(()) => Outcome::Delivered,
-            Err(e @ SinkError::Throttled { .. }) => Outcome::Retry(e.to_string()),
-            Err(SinkError::Retryable(e)) => Outcome::Retry(e),
-            Err(SinkError::Permanent(e)) => Outcome::Reject(e),
-        })
-        .max()
-        .unwrap_or(Outcome::Delivered);
-    match outcome {
-        Outcome::Delivered => {
+    let Fold { mut delivered, rejected, mut retry } = fold;
+    let any_rejected = !rejected.is_empty();
+    for (id, reason) in rejected {
+        let name = sinks.get(id).0;
+        let reason = format!("sinks.{name}: {reason}");
+        error!(sink = %name, error = %reason, "rejected by a sink: its copy goes to the dead-letter sink");
+        let item = Item::DeadLetter { body: &message.body, reason: &reason };
+        match dead_letter(ctx, routing, message, permit, item).await {
+            // The rejecting sink is done with: its copy is kept elsewhere.
+            Ok(()) => delivered.push(id),
+            Err(pause) => retry = Some((format!("{name}'s copy could not be dead-lettered"), pause)),
+        }
+    }
+    if any_rejected {
+        Stats::add(&stats.rejected);
+    }
+    match retry {
+        None => {
             Stats::add(&stats.delivered);
             info!(sinks = pending.len(), "delivered");
-            (Action::Delete(decision.sinks.iter().map(|s| name(*s).to_owned()).collect()), "delivered")
+            let keys = decision.sinks.iter().map(|s| sinks.key(*s).to_owned()).collect();
+            (Action::Delete(keys), if any_rejected { "reject" } else { "delivered" })
         }
-        Outcome::Retry(reason) => {
+        Some((reason, pause)) => {
             Stats::add(&stats.retried);
-            ctx.shared.memory.remember(&message.message_id, &delivered);
+            let done: Vec<&str> = delivered.iter().map(|s| sinks.key(*s)).collect();
+            ctx.shared.memory.remember(&message.message_id, &done);
             warn!(error = %reason, "not delivered everywhere: will retry");
             (Action::Later(pause), "retry")
-        }
-        Outcome::Reject(reason) => {
-            Stats::add(&stats.rejected);
-            ctx.shared.memory.remember(&message.message_id, &delivered);
-            error!(error = %reason, "rejected by a sink");
-            // The in-flight slot went with the deliveries.
-            let item = Item::DeadLetter { body: &message.body, reason: &reason };
-            (dead_letter(ctx, routing, message, None, item).await, "reject")
         }
     }
 }
@@ -227,7 +285,7 @@ async fn deliver(
     origin: Origin<'_>,
     item: Item<'_>,
     ids: &[SinkId],
-    permit: Option<OwnedSemaphorePermit>,
+    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Vec<(SinkId, Result<(), SinkError>)> {
     let started = Instant::now();
     let (held, direct): (Vec<SinkId>, Vec<SinkId>) = ids.iter().partition(|id| sinks.get(**id).1.holds());
@@ -239,9 +297,9 @@ async fn deliver(
     }));
     let held = join_all(held.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
     let (mut results, held) = tokio::join!(direct, held);
-    drop(permit);
     let waiting = held.iter().filter(|(_, pending)| pending.is_ok()).count();
     if waiting > 0 {
+        drop(permit.take());
         info!(sinks = waiting, "waiting for a batch to be sent");
     }
     let answers = join_all(held.into_iter().map(|(id, pending)| async move {
@@ -277,40 +335,40 @@ fn record(name: &str, started: Instant, result: &Result<(), SinkError>) {
 }
 
 /// Hands a body that cannot be delivered to the dead-letter sink, if there is
-/// one; without one the message stays in its queue for the queue's redrive policy.
+/// one; without one the message stays in its queue for the queue's redrive
+/// policy. `Err` says the message must come back, not before the pause given.
 async fn dead_letter(
     ctx: &Context,
     routing: &Routing,
     message: &Received,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: &mut Option<OwnedSemaphorePermit>,
     item: Item<'_>,
-) -> Action {
+) -> Result<(), Duration> {
     let Some(id) = routing.config.dead_letter else {
         warn!("no dead_letter sink: left in the queue for its redrive policy");
-        return Action::Later(Duration::ZERO);
+        return Err(Duration::ZERO);
     };
     let (name, sink) = routing.sinks.get(id);
     let origin = Origin { queue: &ctx.queue.name, sqs_message_id: &message.message_id };
     // As for routed sinks: a batching dead-letter sink (the archive) gets the
     // body into a batch, and the in-flight slot is given back while it waits.
-    let delivery = async {
-        let pending = sink.hold(origin, item).await;
-        drop(permit);
-        match pending {
-            Ok(pending) => pending.answer().await,
-            Err(e) => Err(e),
-        }
+    let pending = sink.hold(origin, item).await;
+    if sink.holds() {
+        drop(permit.take());
+    }
+    let delivered = match pending {
+        Ok(pending) => pending.answer().await,
+        Err(e) => Err(e),
     };
-    match with_heartbeat(ctx, message, delivery).await {
+    match delivered {
         Ok(()) => {
             Stats::add(&ctx.shared.stats.dead_lettered);
             info!(sink = %name, "dead-lettered");
-            Action::Delete(Vec::new())
+            Ok(())
         }
         Err(e) => {
             warn!(sink = %name, error = %e, "dead-letter delivery failed: will retry");
-            let pause = if let SinkError::Throttled { retry_after, .. } = e { retry_after } else { Duration::ZERO };
-            Action::Later(pause)
+            Err(if let SinkError::Throttled { retry_after, .. } = e { retry_after } else { Duration::ZERO })
         }
     }
 }
@@ -446,11 +504,30 @@ mod tests {
     }
 
     #[test]
-    fn the_worst_result_wins() {
-        let worst = [Outcome::Delivered, Outcome::Reject("r".into()), Outcome::Retry("t".into())].into_iter().max();
-        assert_eq!(worst, Some(Outcome::Reject("r".into())));
-        let worst = [Outcome::Delivered, Outcome::Retry("t".into())].into_iter().max();
-        assert_eq!(worst, Some(Outcome::Retry("t".into())));
+    fn each_sink_counts_on_its_own_and_a_rejection_never_hides_a_retry() {
+        let retry = || SinkError::Retryable("webhook a: 503 Service Unavailable".into());
+        let reject = || SinkError::Permanent("webhook b: 400 Bad Request".into());
+        let throttled = |secs| SinkError::Throttled {
+            reason: "429 Too Many Requests".into(),
+            retry_after: Duration::from_secs(secs),
+        };
+
+        // The case that once lost a copy: A asks again, B refuses.
+        let fold = Fold::of([("a", Err(retry())), ("b", Err(reject()))]);
+        assert_eq!(fold.delivered, Vec::<&str>::new());
+        assert_eq!(fold.rejected, [("b", "webhook b: 400 Bad Request".to_owned())]);
+        assert_eq!(fold.retry, Some(("webhook a: 503 Service Unavailable (will retry)".to_owned(), Duration::ZERO)));
+
+        let fold = Fold::of([("file", Ok(())), ("b", Err(reject())), ("c", Err(reject()))]);
+        assert_eq!(fold.delivered, ["file"]);
+        assert_eq!(fold.rejected.len(), 2, "each refusing sink gets its own dead letter");
+        assert_eq!(fold.retry, None, "nothing to wait for: the message can go once the dead letters are kept");
+
+        let fold = Fold::of([("a", Err(retry())), ("slack", Err(throttled(120))), ("c", Err(throttled(30)))]);
+        assert_eq!(fold.retry.map(|(_, pause)| pause), Some(Duration::from_secs(120)), "the longest pause wins");
+
+        let fold = Fold::<&str>::of([]);
+        assert_eq!(fold, Fold { delivered: vec![], rejected: vec![], retry: None });
     }
 
     #[test]

@@ -94,6 +94,12 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         Ok(Batcher { tx, room: Arc::new(Semaphore::new(options.queue.max(1))), hurry })
     }
 
+    /// Whether its task still runs (it ends only when the batcher is dropped,
+    /// unless it panicked).
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// From now on, flushes what is waiting at once instead of at the end of
     /// its linger (at shutdown, or when a reload retires this batcher).
     pub fn hurry(&self) {

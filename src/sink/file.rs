@@ -144,8 +144,12 @@ impl Shared {
             let mut written = lock(&self.written);
             let length = self.file.metadata()?.len();
             if let Err(e) = (&self.file).write_all(line) {
-                // Cut off a half-written line so the retry starts on a clean line.
-                let _ = self.file.set_len(length);
+                // End a half-written line so the retry starts on a line of its
+                // own. Never cut the file back: what is past `length` may be
+                // another writer's line, already acknowledged.
+                if self.file.metadata().is_ok_and(|now| now.len() > length) {
+                    let _ = (&self.file).write_all(b"\n");
+                }
                 return Err(e);
             }
             *written += 1;

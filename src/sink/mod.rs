@@ -106,10 +106,18 @@ impl RateLimit {
     }
 }
 
-/// One opened sink.
+/// One sink of the config: opened when the daemon starts and, should that
+/// fail (a missing directory, an unset secret), again on each delivery, so
+/// one broken sink never stops the others; its messages wait in SQS.
 #[derive(Debug)]
 pub struct Sink {
-    kind: Kind,
+    config: crate::config::Sink,
+    /// The sink's name and where it delivers: what a delivery is remembered by.
+    key: String,
+    aws: aws_config::SdkConfig,
+    kind: tokio::sync::OnceCell<Kind>,
+    /// Why the last try to open it failed, while it is not open.
+    unopened: std::sync::Mutex<Option<String>>,
     /// Applied here per delivery, or by a batching sink per batch it sends.
     limit: Option<RateLimit>,
 }
@@ -126,15 +134,63 @@ enum Kind {
 }
 
 impl Sink {
+    fn new(config: &crate::config::Sink, aws: &aws_config::SdkConfig) -> Sink {
+        Sink {
+            key: format!("{}\n{}", config.name, config.kind.destination()),
+            config: config.clone(),
+            aws: aws.clone(),
+            kind: tokio::sync::OnceCell::new(),
+            unopened: std::sync::Mutex::new(None),
+            limit: config.max_per_minute.map(RateLimit::per_minute),
+        }
+    }
+
+    /// The opened sink, opening it now if it is not yet.
+    async fn kind(&self) -> Result<&Kind, SinkError> {
+        let opened = self.kind.get_or_try_init(|| self.open()).await;
+        let mut unopened = self.unopened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match opened {
+            Ok(kind) => {
+                *unopened = None;
+                Ok(kind)
+            }
+            Err(reason) => {
+                *unopened = Some(reason.clone());
+                Err(SinkError::Retryable(format!("cannot open the sink: {reason}")))
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Kind, String> {
+        let (name, aws, limit) = (&self.config.name, &self.aws, self.limit.clone());
+        match &self.config.kind {
+            SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Kind::File),
+            SinkKind::Log { level } => Ok(Kind::Log(log::LogSink::new(name, *level))),
+            SinkKind::Sns { topic_arn, subject } => {
+                sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Kind::Sns)
+            }
+            SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
+            SinkKind::Email(options) => email::EmailSink::open(name, options, limit).map(Kind::Email),
+            SinkKind::Webhook(options) => webhook::WebhookSink::new(name, options, limit).map(Kind::Webhook),
+            SinkKind::S3(options) => s3::S3Sink::new(aws, name, options, limit).map(Kind::S3),
+        }
+    }
+
+    /// Why the sink is not open, while it is not.
+    pub fn unopened(&self) -> Option<String> {
+        self.unopened.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Delivers one item; returns once the sink has it (written and flushed,
     /// accepted by AWS, by the SMTP server, by the web server; for a digest or
     /// the archive, once the batch it joined is sent).
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+        let kind = self.kind().await?;
         // Batching sinks wait per batch sent; the webhook per request it makes.
-        if !self.holds() && !matches!(self.kind, Kind::Webhook(_)) {
+        if !self.holds() && !matches!(kind, Kind::Webhook(_)) {
             RateLimit::wait_for(self.limit.as_ref()).await;
         }
-        match &self.kind {
+        match kind {
             Kind::File(sink) => sink.deliver(origin, item).await,
             Kind::Log(sink) => {
                 sink.deliver(origin, item);
@@ -152,7 +208,7 @@ impl Sink {
     /// answer to come: for a sink that [`holds`](Sink::holds) items, once
     /// their batch is sent; for any other, the delivery is done already.
     pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
-        match &self.kind {
+        match self.kind().await? {
             Kind::Email(sink) if sink.is_digest() => sink.hold(origin, item).await,
             Kind::S3(sink) => sink.hold(origin, item).await,
             _ => Ok(Pending::ready(self.deliver(origin, item).await)),
@@ -163,9 +219,9 @@ impl Sink {
     /// archive) rather than for the sink itself: the message then needs no
     /// in-flight slot while it waits.
     pub fn holds(&self) -> bool {
-        match &self.kind {
-            Kind::Email(sink) => sink.is_digest(),
-            Kind::S3(_) => true,
+        match &self.config.kind {
+            SinkKind::Email(options) => matches!(options.mode, crate::config::EmailMode::Digest { .. }),
+            SinkKind::S3(_) => true,
             _ => false,
         }
     }
@@ -173,60 +229,55 @@ impl Sink {
     /// Sends what the sink holds now rather than at the end of its window,
     /// and from now on without waiting (at shutdown, or when a reload retires it).
     pub fn flush_now(&self) {
-        match &self.kind {
-            Kind::Email(sink) => sink.flush_now(),
-            Kind::S3(sink) => sink.flush_now(),
+        match self.kind.get() {
+            Some(Kind::Email(sink)) => sink.flush_now(),
+            Some(Kind::S3(sink)) => sink.flush_now(),
             _ => {}
         }
     }
 }
 
-/// Every sink of a config, opened, indexed like `Config::sinks` (by `SinkId`).
+/// Every sink of a config, indexed like `Config::sinks` (by `SinkId`).
 #[derive(Debug, Clone)]
-pub struct Sinks(Arc<Vec<(String, Sink)>>);
-
-/// A sink that could not be opened (its file cannot be created, ...).
-#[derive(Debug, thiserror::Error)]
-#[error("sinks.{name}: {reason}")]
-pub struct OpenError {
-    pub name: String,
-    pub reason: String,
-}
+pub struct Sinks(Arc<Vec<Sink>>);
 
 impl Sinks {
-    /// Opens every sink of `config`. AWS sinks use `aws` for their clients.
-    pub async fn open(config: &Config, aws: &aws_config::SdkConfig) -> Result<Sinks, OpenError> {
-        let mut sinks = Vec::with_capacity(config.sinks.len());
-        for sink in &config.sinks {
-            let limit = sink.max_per_minute.map(RateLimit::per_minute);
-            let kind = match &sink.kind {
-                SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Kind::File),
-                SinkKind::Log { level } => Ok(Kind::Log(log::LogSink::new(&sink.name, *level))),
-                SinkKind::Sns { topic_arn, subject } => {
-                    sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Kind::Sns)
-                }
-                SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
-                SinkKind::Email(options) => email::EmailSink::open(&sink.name, options, limit.clone()).map(Kind::Email),
-                SinkKind::Webhook(options) => {
-                    webhook::WebhookSink::new(&sink.name, options, limit.clone()).map(Kind::Webhook)
-                }
-                SinkKind::S3(options) => s3::S3Sink::new(aws, &sink.name, options, limit.clone()).map(Kind::S3),
-            };
-            let kind = kind.map_err(|reason| OpenError { name: sink.name.clone(), reason })?;
-            sinks.push((sink.name.clone(), Sink { kind, limit }));
+    /// Opens every sink of `config` (AWS sinks use `aws` for their clients)
+    /// and returns them all, with the reasons of those that could not be
+    /// opened (by sink name): those are opened again on each delivery.
+    pub async fn open(config: &Config, aws: &aws_config::SdkConfig) -> (Sinks, Vec<(String, String)>) {
+        let sinks: Vec<Sink> = config.sinks.iter().map(|sink| Sink::new(sink, aws)).collect();
+        let mut unopened = Vec::new();
+        for sink in &sinks {
+            if let Err(e) = sink.kind().await {
+                unopened.push((sink.config.name.clone(), sink.unopened().unwrap_or_else(|| e.to_string())));
+            }
         }
-        Ok(Sinks(Arc::new(sinks)))
+        (Sinks(Arc::new(sinks)), unopened)
     }
 
     /// [`Sink::flush_now`] on every sink.
     pub fn flush_now(&self) {
-        for (_, sink) in self.0.iter() {
+        for sink in self.0.iter() {
             sink.flush_now();
         }
     }
 
+    /// The sink's name and the sink.
     pub fn get(&self, id: crate::route::SinkId) -> (&str, &Sink) {
-        let (name, sink) = &self.0[id.0];
-        (name, sink)
+        let sink = &self.0[id.0];
+        (&sink.config.name, sink)
+    }
+
+    /// What a delivery to the sink is remembered by: its name and where it
+    /// delivers, so a reload that renumbers sinks or points one elsewhere
+    /// never skips a sink that does not have the message.
+    pub fn key(&self, id: crate::route::SinkId) -> &str {
+        &self.0[id.0].key
+    }
+
+    /// The sinks not open now, by name, with why.
+    pub fn unopened(&self) -> Vec<(String, String)> {
+        self.0.iter().filter_map(|sink| Some((sink.config.name.clone(), sink.unopened()?))).collect()
     }
 }

@@ -21,6 +21,11 @@ use crate::sink::{BatchOptions, Batcher, SinkError};
 pub const MAX_BATCH: usize = 10;
 /// How long a delete waits for others to share its `DeleteMessageBatch`.
 const DELETE_LINGER: Duration = Duration::from_millis(5);
+/// A queue whose own visibility timeout is shorter than the config's
+/// minimum is received with [`DEFAULT_VISIBILITY_TIMEOUT`].
+const MIN_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(crate::config::MIN_VISIBILITY_TIMEOUT_SECS as u64);
+/// SQS's default visibility timeout.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The receive loop's own backoff when SQS keeps failing (after the SDK's retries).
 const RECEIVE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -51,8 +56,9 @@ pub struct Queue {
     /// Messages asked for per receive: a whole batch, once that many slots are free.
     receive_batch: usize,
     deletes: Arc<Batcher<String, ()>>,
-    /// Looked up once per queue, whatever the number of receivers asking.
-    visibility_timeout: Arc<tokio::sync::OnceCell<Duration>>,
+    /// Looked up once per queue, whatever the number of receivers asking;
+    /// and whether receives must ask for it (the queue's own is too short).
+    visibility_timeout: Arc<tokio::sync::OnceCell<(Duration, bool)>>,
 }
 
 impl Queue {
@@ -81,15 +87,22 @@ impl Queue {
         })
     }
 
-    /// The queue's visibility timeout: the configured one, else the queue's
-    /// attribute, else SQS's default of 30 seconds.
+    /// The visibility timeout messages are received with: the configured
+    /// one, else the queue's attribute, else SQS's default of 30 seconds; a
+    /// queue attribute below [`MIN_VISIBILITY_TIMEOUT`] (0 would have SQS hand
+    /// the message to the next receive at once, while its sinks still work on
+    /// it) is replaced by the default, asked for on every receive.
     pub async fn visibility_timeout(&self) -> Duration {
+        self.visibility().await.0
+    }
+
+    async fn visibility(&self) -> (Duration, bool) {
         *self.visibility_timeout.get_or_init(|| self.look_up_visibility_timeout()).await
     }
 
-    async fn look_up_visibility_timeout(&self) -> Duration {
+    async fn look_up_visibility_timeout(&self) -> (Duration, bool) {
         if let Some(secs) = self.visibility_timeout_secs {
-            return Duration::from_secs(u64::try_from(secs).unwrap_or(30));
+            return (Duration::from_secs(u64::try_from(secs).unwrap_or(30)), true);
         }
         let attribute = self
             .client
@@ -101,20 +114,47 @@ impl Queue {
         let secs = attribute.ok().and_then(|out| {
             out.attributes?.get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)?.parse().ok()
         });
-        Duration::from_secs(secs.unwrap_or(30))
+        match secs.map(Duration::from_secs) {
+            Some(own) if own < MIN_VISIBILITY_TIMEOUT => {
+                warn!(
+                    queue = %self.name,
+                    queue_visibility_timeout_secs = own.as_secs(),
+                    visibility_timeout_secs = DEFAULT_VISIBILITY_TIMEOUT.as_secs(),
+                    "the queue's visibility timeout is too short to work on a message: receiving with a longer one"
+                );
+                (DEFAULT_VISIBILITY_TIMEOUT, true)
+            }
+            own => (own.unwrap_or(DEFAULT_VISIBILITY_TIMEOUT), false),
+        }
     }
 
-    /// Receives up to ten messages once slots are free. Returns an empty list
-    /// when the long poll found nothing, or when `shutdown` fired.
-    pub async fn receive(&self, shutdown: &CancellationToken) -> Result<Vec<Received>, String> {
+    /// One in-flight slot, for a message that gave its own back while it
+    /// waited for a batch; `None` only if the queue is gone.
+    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.in_flight.clone().acquire_owned().await.ok()
+    }
+
+    /// Waits until a whole receive's worth of in-flight slots is free; `None`
+    /// when `shutdown` fired first.
+    pub async fn reserve(&self, shutdown: &CancellationToken) -> Option<OwnedSemaphorePermit> {
         // Waiting for a whole batch of free slots keeps receives full: asking
         // for whatever happens to be free would mean many calls for 1 to 3 messages.
-        let wanted = self.receive_batch;
-        let permits = tokio::select! {
-            permits = self.in_flight.clone().acquire_many_owned(u32::try_from(wanted).unwrap_or(1)) => permits,
-            () = shutdown.cancelled() => return Ok(Vec::new()),
-        };
-        let Ok(mut permits) = permits else { return Ok(Vec::new()) };
+        let wanted = u32::try_from(self.receive_batch).unwrap_or(1);
+        tokio::select! {
+            permits = self.in_flight.clone().acquire_many_owned(wanted) => permits.ok(),
+            () = shutdown.cancelled() => None,
+        }
+    }
+
+    /// Receives up to as many messages as `permits` has slots, each taking
+    /// one. Returns an empty list when the long poll found nothing, or when
+    /// `shutdown` fired.
+    pub async fn receive(
+        &self,
+        mut permits: OwnedSemaphorePermit,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Received>, String> {
+        let wanted = permits.num_permits();
         let mut request = self
             .client
             .receive_message()
@@ -124,8 +164,8 @@ impl Queue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_attribute_names("All");
-        if let Some(secs) = self.visibility_timeout_secs {
-            request = request.visibility_timeout(secs);
+        if let (timeout, true) = self.visibility().await {
+            request = request.visibility_timeout(i32::try_from(timeout.as_secs()).unwrap_or(30));
         }
         let output = tokio::select! {
             output = request.send() => output,
@@ -151,6 +191,16 @@ impl Queue {
             });
         }
         Ok(received)
+    }
+
+    /// How long a receive long-polls.
+    pub fn wait_time(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.wait_time_secs).unwrap_or(20))
+    }
+
+    /// Whether the task that batches this queue's deletes still runs.
+    pub fn deletes_alive(&self) -> bool {
+        self.deletes.is_alive()
     }
 
     /// Deletes a message through the batcher; returns once SQS confirmed it.
