@@ -405,3 +405,25 @@ sinks = ["sink-kilo"]
     assert!(at("sink-kilo") < at("route-zulu"), "{}", run.stdout);
     assert!(at("route-zulu") < at("route-alpha") && at("route-alpha") < at("route-mike"), "{}", run.stdout);
 }
+
+#[test]
+fn a_visibility_timeout_too_short_to_extend_is_an_error() {
+    for secs in [0, 4] {
+        let toml = before_catch_all("")
+            .replace("name = \"feedback\"\n", &format!("name = \"feedback\"\nvisibility_timeout_secs = {secs}\n"));
+        let reason = rejects(&toml, "sources[0].visibility_timeout_secs");
+        assert!(reason.contains("at least 5"), "{reason}");
+    }
+    let toml =
+        before_catch_all("").replace("name = \"feedback\"\n", "name = \"feedback\"\nvisibility_timeout_secs = 5\n");
+    assert_eq!(check(&toml).code, 0);
+}
+
+#[test]
+fn two_file_sinks_on_one_path_are_an_error() {
+    let toml = before_catch_all(
+        "\n[sinks.copy]\ntype = \"file\"\npath = \"/nonexistent-sesroute-test-dir/sub/./archive.jsonl\"\n",
+    );
+    let reason = rejects(&toml, "sinks.copy.path");
+    assert!(reason.contains("sinks.archive"), "{reason}");
+}

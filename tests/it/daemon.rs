@@ -14,5 +14,6 @@ mod ops;
 mod restarts;
 mod retry;
 mod s3;
+mod safety;
 mod unrouted;
 mod webhook;

@@ -273,3 +273,41 @@ async fn a_refused_payload_goes_to_the_dead_letter_sink_after_one_try() {
     assert!(!log.contains(HOOK_PATH) && !log.contains("hook-token"), "the URL's path is in the log:\n{log}");
     assert!(!log.contains("whsec-inline"), "the secret is in the log");
 }
+
+/// One route to two webhooks: A asks again (503), B refuses (400). B's copy
+/// goes to the dead-letter sink on its own and B is done with; the message
+/// stays in SQS until A has it, and only then is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusing_sink_never_costs_a_retrying_sink_its_copy() {
+    let Some(aws) = Aws::connect("webhook_a_b").await else { return };
+    // A fails its first delivery (the first try and its in-process retries), then takes it.
+    let a = Hook::start(&[503, 503, 503, 503, 200]).await;
+    let b = Hook::start(&[400]).await;
+    let queue = aws.create_queue("in").await;
+    let body = read(&samples().join(BOUNCE));
+    aws.send(&queue, &body).await;
+    let mut daemon = Daemon::new();
+    let dead = daemon.path("dead.jsonl");
+    daemon.start(&format!(
+        "dead_letter = \"dead\"\n{}{}{}{}{}\n[[routes]]\nname = \"all\"\nsinks = [\"a\", \"b\"]\n",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        webhook_sink("a", &a, ""),
+        webhook_sink("b", &b, ""),
+        file_sink("dead", &dead),
+    ));
+    aws.wait_for_total(&queue, 0, Duration::from_secs(60)).await;
+    daemon.stop().await;
+
+    let taken: Vec<Value> = a.requests().iter().map(Request::json).collect();
+    assert!(taken.len() >= 2, "A was tried again after it asked: {} requests", taken.len());
+    assert!(taken.iter().all(|r| r["notification"]["mail"]["messageId"].is_string()), "A got the notification");
+    assert_eq!(b.requests().len(), 1, "B refused once and is not sent it again");
+    let dead_letters = lines(&dead);
+    assert_eq!(dead_letters.len(), 1, "{dead_letters:?}");
+    let reason = dead_letters[0]["reason"].as_str().expect("a reason");
+    assert!(reason.starts_with("sinks.b: "), "the dead letter names the refusing sink: {reason}");
+    assert_eq!(dead_letters[0]["body"], body.as_str());
+    let stats = daemon.last_stats();
+    assert_eq!((stats["received"].as_u64(), stats["delivered"].as_u64()), (Some(2), Some(1)), "{stats}");
+}
