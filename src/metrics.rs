@@ -14,6 +14,8 @@ pub const OUTCOMES: &str = "sesroute_messages_total";
 pub const ROUTE_MATCHES: &str = "sesroute_route_matches_total";
 /// Deliveries by `sink` and `result`: ok, retryable, permanent.
 pub const DELIVERIES: &str = "sesroute_sink_deliveries_total";
+/// Webhook answers that refuse every delivery (401, 403, 404, 410, redirects), by `sink` and `status`.
+pub const REFUSALS: &str = "sesroute_sink_refusals_total";
 /// Time a sink took to take (or refuse) a delivery, by `sink`.
 pub const DELIVERY_SECONDS: &str = "sesroute_sink_delivery_seconds";
 /// Messages being processed now, by `source`.
@@ -45,6 +47,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(OUTCOMES, "Messages by source and outcome (delivered, retry, reject, ignored, error, unrouted).");
     describe_counter!(ROUTE_MATCHES, "Notifications matched, by route.");
     describe_counter!(DELIVERIES, "Sink deliveries by sink and result (ok, retryable, permanent).");
+    describe_counter!(
+        REFUSALS,
+        "Webhook answers refusing every delivery (401, 403, 404, 410, 3xx), by sink and status."
+    );
     describe_histogram!(DELIVERY_SECONDS, metrics::Unit::Seconds, "Time a sink took to take a delivery, by sink.");
     describe_gauge!(IN_FLIGHT, "Messages being processed now, by source.");
     describe_gauge!(HELD, "Notifications waiting for their batch (an email digest, an archive object), by sink.");

@@ -72,7 +72,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Issue>> {
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
-    let warnings = warnings(&sources, &sinks, &routes, dead_letter);
+    let mut warnings = warnings(&sources, &sinks, &routes, dead_letter);
+    warnings.extend(region_warnings(raw.aws.region.as_deref(), &sinks));
     Ok(Config {
         aws: Aws { region: raw.aws.region, endpoint_url: raw.aws.endpoint_url },
         listen,
@@ -595,4 +596,47 @@ fn warnings(sources: &[Source], sinks: &[Sink], routes: &[Route], dead_letter: O
         }
     }
     warnings
+}
+
+/// An `sns` sink's topic or an `sqs` sink's queue in another region than
+/// `[aws] region`: the sink's client calls the configured region, where SNS
+/// refuses the topic (`InvalidParameter`) and SQS the queue, so nothing
+/// would be delivered (the sink retries, and its messages pile up in SQS).
+fn region_warnings(region: Option<&str>, sinks: &[Sink]) -> Vec<String> {
+    let Some(region) = region.filter(|r| !r.is_empty()) else { return Vec::new() };
+    let mut warnings = Vec::new();
+    for sink in sinks {
+        let (key, target, target_region) = match &sink.kind {
+            SinkKind::Sns { topic_arn, .. } => ("topic_arn", topic_arn, arn_region(topic_arn)),
+            SinkKind::Sqs { queue_url } => ("queue_url", queue_url, queue_url_region(queue_url)),
+            _ => continue,
+        };
+        if let Some(target_region) = target_region.filter(|r| !r.eq_ignore_ascii_case(region)) {
+            warnings.push(format!(
+                "sinks.{}.{key}: {target:?} is in region {target_region}, not in aws.region {region}: \
+                 its calls would be refused and its notifications kept in SQS",
+                sink.name
+            ));
+        }
+    }
+    warnings
+}
+
+/// The region of an ARN (`arn:aws:sns:eu-west-1:123456789012:name`), when it has one.
+fn arn_region(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
+}
+
+/// The region of an SQS queue URL: `https://sqs.eu-west-1.amazonaws.com/...`
+/// or the older `https://eu-west-1.queue.amazonaws.com/...`.
+fn queue_url_region(url: &str) -> Option<&str> {
+    let host = url.split_once("://")?.1.split(['/', ':']).next()?;
+    let mut labels = host.split('.');
+    match (labels.next()?, labels.next()?, labels.next()) {
+        ("sqs", region, Some(_)) | (region, "queue", Some("amazonaws")) => Some(region),
+        _ => None,
+    }
+    .filter(|r| r.contains('-'))
 }

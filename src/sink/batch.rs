@@ -366,6 +366,23 @@ fn verdict(code: &str) -> Option<Verdict> {
     }
 }
 
+/// Parameters that name the target of a call (the topic, the queue): a call
+/// refused for one of them is refused whatever it carries (a topic in
+/// another region than the client's, a malformed queue URL), which an
+/// operator fixes in the config. SNS says `Invalid parameter: TopicArn`.
+const TARGET_PARAMETERS: &[&str] = &["topicarn", "targetarn", "queueurl", "queue url", "region"];
+
+/// The verdict on a code, corrected by what the message says: a "refused"
+/// code about the target rather than the message is retried.
+fn judge(code: Option<&str>, message: Option<&str>) -> Option<Verdict> {
+    let verdict = code.and_then(verdict)?;
+    let about_target = message.is_some_and(|m| {
+        let m = m.to_lowercase();
+        TARGET_PARAMETERS.iter().any(|p| m.contains(p))
+    });
+    Some(if verdict == Verdict::Reject && about_target { Verdict::Retry } else { verdict })
+}
+
 fn sink_error(verdict: Verdict, text: String) -> SinkError {
     match verdict {
         Verdict::Retry => SinkError::Retryable(text),
@@ -380,13 +397,38 @@ pub fn entry_error(operation: &str, failure: Failure<'_>) -> SinkError {
         Some(message) => format!("{operation} entry failed: {}: {message}", failure.code),
         None => format!("{operation} entry failed: {}", failure.code),
     };
-    let verdict = verdict(failure.code).unwrap_or(if failure.sender_fault { Verdict::Reject } else { Verdict::Retry });
+    let verdict = judge(Some(failure.code), failure.message).unwrap_or(if failure.sender_fault {
+        Verdict::Reject
+    } else {
+        Verdict::Retry
+    });
     sink_error(verdict, text)
 }
 
 /// A request entry that could not be built: the same input fails the same way again.
 pub fn build_error(error: &BuildError) -> SinkError {
     SinkError::Permanent(format!("cannot build the request: {error}"))
+}
+
+/// What becomes of a batch call refused as a whole (`refused`, permanent: a
+/// 4xx such as `InvalidParameter` or `BatchRequestTooLong`): no entry is
+/// blamed for it before it was sent on its own. `single(i)` sends entry `i`
+/// alone (`Publish`, `SendMessage`); each entry gets its own call's result.
+/// A refusal that can pass is left as it is: every entry is retried.
+pub async fn one_by_one<F, Fut>(refused: SinkError, count: usize, single: F) -> Vec<Result<(), SinkError>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<(), SinkError>>,
+{
+    if refused.is_retryable() || count <= 1 {
+        return vec![Err(refused); count];
+    }
+    tracing::warn!(error = %refused, entries = count, "a batch call was refused as a whole: its entries are sent one by one");
+    let mut results = Vec::with_capacity(count);
+    for i in 0..count {
+        results.push(single(i).await);
+    }
+    results
 }
 
 /// Judges a failed SNS or SQS call (both SDKs share this `SdkError`).
@@ -402,7 +444,7 @@ where
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = error.code();
-            let verdict = code.and_then(verdict).unwrap_or(match status {
+            let verdict = judge(code, error.message()).unwrap_or(match status {
                 // Throttled, timed out, or the target or access is missing (see `verdict`).
                 401 | 403 | 404 | 408 | 429 => Verdict::Retry,
                 400..=499 => Verdict::Reject,
@@ -749,7 +791,11 @@ mod tests {
     }
 
     fn service_error(code: Option<&str>, status: u16) -> SdkError<PublishBatchError> {
-        let mut meta = ErrorMetadata::builder().message("from the test");
+        service_error_saying(code, status, "from the test")
+    }
+
+    fn service_error_saying(code: Option<&str>, status: u16, message: &str) -> SdkError<PublishBatchError> {
+        let mut meta = ErrorMetadata::builder().message(message);
         if let Some(code) = code {
             meta = meta.code(code);
         }
@@ -810,6 +856,45 @@ mod tests {
             aws_error("SNS PublishBatch", &dispatch),
             SinkError::Retryable("SNS PublishBatch failed: dispatch failure: io error: connection refused".into())
         );
+    }
+
+    #[test]
+    fn a_refusal_that_names_the_topic_or_queue_is_the_configs_fault_and_retried() {
+        let judged = |code, message| aws_error("SNS PublishBatch", &service_error_saying(Some(code), 400, message));
+        // SNS's answer for a topic in another region than the client's.
+        assert!(judged("InvalidParameter", "Invalid parameter: TopicArn").is_retryable());
+        assert!(judged("InvalidParameter", "Invalid parameter: TargetArn Reason: region").is_retryable());
+        assert!(
+            judged("InvalidAddress", "The address https://sqs.eu-west-1.amazonaws.com/ is not valid").is_retryable()
+        );
+        assert!(judged("InvalidParameterValue", "Value for parameter QueueUrl is invalid").is_retryable());
+        assert!(!judged("InvalidParameter", "Invalid parameter: Message too long").is_retryable());
+        assert!(!judged("InvalidParameterValue", "Message contains invalid characters").is_retryable());
+        let entry = Failure {
+            id: "0",
+            code: "InvalidParameter",
+            message: Some("Invalid parameter: TopicArn"),
+            sender_fault: true,
+        };
+        assert!(entry_error("op", entry).is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_as_a_whole_is_sent_one_by_one_before_any_entry_is_blamed() {
+        let refused = SinkError::Permanent("PublishBatch failed: BatchRequestTooLong (HTTP 400)".into());
+        let sent = Mutex::new(Vec::new());
+        let results = one_by_one(refused, 3, |i| {
+            sent.lock().unwrap().push(i);
+            async move { if i == 1 { Err(SinkError::Permanent("Publish failed: too long".into())) } else { Ok(()) } }
+        })
+        .await;
+        assert_eq!(*sent.lock().unwrap(), vec![0, 1, 2]);
+        assert_eq!(results, vec![Ok(()), Err(SinkError::Permanent("Publish failed: too long".into())), Ok(())]);
+
+        // A refusal that can pass (throttling, a missing topic) retries the batch as it is.
+        let passing = SinkError::Retryable("Throttling".into());
+        let results = one_by_one(passing.clone(), 2, |_| async { panic!("no single call") }).await;
+        assert_eq!(results, vec![Err(passing.clone()), Err(passing)]);
     }
 
     #[test]

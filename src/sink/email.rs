@@ -24,7 +24,7 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use tracing::warn;
 
-use super::report::Report;
+use super::report::{Report, clip};
 use super::{BatchOptions, Batcher, Item, Origin, Pending, RateLimit, SinkError};
 use crate::config::{Email, EmailMode, Tls};
 
@@ -33,6 +33,8 @@ use crate::config::{Email, EmailMode, Tls};
 const DIGEST_MAX_ITEMS: usize = 10_000;
 /// Subject lines are cut to this many characters.
 const MAX_SUBJECT_CHARS: usize = 200;
+/// The most of an SMTP answer quoted in an error (SES names identities in it).
+const MAX_SMTP_ANSWER_CHARS: usize = 300;
 /// A dead letter's body is quoted up to this many bytes.
 const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
@@ -141,10 +143,7 @@ impl EmailSink {
                 };
                 Some(Batcher::spawn(options, move |reports: Vec<Report>| {
                     let mailer = Arc::clone(&mailer);
-                    async move {
-                        let result = mailer.send_digest(&reports).await;
-                        vec![result; reports.len()]
-                    }
+                    async move { mailer.send_digest(reports).await }
                 })?)
             }
         };
@@ -225,19 +224,44 @@ impl Mailer {
 
     async fn send_one(&self, report: &Report) -> Result<(), SinkError> {
         let context = self.context(std::slice::from_ref(report));
-        self.send(&context).await
+        self.send(&context).await.map_err(|e| e.error)
     }
 
-    async fn send_digest(&self, reports: &[Report]) -> Result<(), SinkError> {
-        let context = self.context(reports);
-        RateLimit::wait_for(self.limit.as_ref()).await;
-        // No one notification is to blame for a digest refused as such: all stay in SQS.
-        let result = self.send(&context).await.map_err(SinkError::into_retryable);
-        match &result {
-            Ok(()) => tracing::info!(sink = %self.sink, notifications = reports.len(), "digest sent"),
-            Err(e) => tracing::warn!(sink = %self.sink, notifications = reports.len(), error = %e, "digest not sent"),
+    /// Sends `reports` as one digest, and answers each of them. A digest
+    /// refused for its size or its content is split in halves, each sent on
+    /// its own (and split again, as needed), so that only a notification
+    /// refused alone is answered as permanent and the others go out; any
+    /// other failure fails the whole digest, retryable (no one notification
+    /// is to blame for it).
+    async fn send_digest(&self, reports: Vec<Report>) -> Vec<Result<(), SinkError>> {
+        let mut results = Vec::with_capacity(reports.len());
+        // Parts still to send, in order; a refused part is replaced by its halves.
+        let mut parts = vec![reports.as_slice()];
+        while let Some(part) = parts.pop() {
+            RateLimit::wait_for(self.limit.as_ref()).await;
+            let sent = self.send(&self.context(part)).await;
+            match sent {
+                Ok(()) => {
+                    tracing::info!(sink = %self.sink, notifications = part.len(), "digest sent");
+                    results.extend(std::iter::repeat_n(Ok(()), part.len()));
+                }
+                Err(SendError { refusal: Refusal::Message | Refusal::Size, error }) if part.len() > 1 => {
+                    warn!(sink = %self.sink, notifications = part.len(), error = %error, "digest refused: split in two");
+                    let (first, second) = part.split_at(part.len() / 2);
+                    parts.push(second);
+                    parts.push(first);
+                }
+                Err(SendError { refusal: Refusal::Message | Refusal::Size, error }) => {
+                    warn!(sink = %self.sink, error = %error, "a notification was refused on its own");
+                    results.push(Err(error));
+                }
+                Err(SendError { error, .. }) => {
+                    warn!(sink = %self.sink, notifications = part.len(), error = %error, "digest not sent");
+                    results.extend(std::iter::repeat_n(Err(error.into_retryable()), part.len()));
+                }
+            }
         }
-        result
+        results
     }
 
     fn context<'a>(&'a self, reports: &'a [Report]) -> Context<'a> {
@@ -282,10 +306,10 @@ impl Mailer {
         render(name).map_err(|e| SinkError::Retryable(format!("built-in template {name} failed: {e}")))
     }
 
-    async fn send(&self, context: &Context<'_>) -> Result<(), SinkError> {
-        let subject = self.render("subject", context)?;
-        let text = self.render("text", context)?;
-        let html = self.render("html.html", context)?;
+    async fn send(&self, context: &Context<'_>) -> Result<(), SendError> {
+        let subject = self.render("subject", context).map_err(SendError::passing)?;
+        let text = self.render("text", context).map_err(SendError::passing)?;
+        let html = self.render("html.html", context).map_err(SendError::passing)?;
         self.deliver(&subject, MultiPart::alternative_plain_html(text, html)).await
     }
 
@@ -316,11 +340,11 @@ impl Mailer {
         let text = render("dead-letter", context)?;
         let html = render("dead-letter.html", minijinja::context! { text => &text })?;
         let subject = format!("[sesroute] a message from {} could not be delivered", origin.queue);
-        self.deliver(&subject, MultiPart::alternative_plain_html(text, html)).await
+        self.deliver(&subject, MultiPart::alternative_plain_html(text, html)).await.map_err(|e| e.error)
     }
 
     /// Builds the email around `body` and hands it to the SMTP server.
-    async fn deliver(&self, subject: &str, body: MultiPart) -> Result<(), SinkError> {
+    async fn deliver(&self, subject: &str, body: MultiPart) -> Result<(), SendError> {
         let mut builder = Message::builder().from(self.from.clone()).subject(header_text(subject));
         for to in &self.to {
             builder = builder.to(to.clone());
@@ -328,9 +352,10 @@ impl Mailer {
         for cc in &self.cc {
             builder = builder.cc(cc.clone());
         }
-        let message = builder
-            .multipart(body)
-            .map_err(|e| SinkError::Permanent(format!("cannot build the email of sink {}: {e}", self.sink)))?;
+        let message = builder.multipart(body).map_err(|e| SendError {
+            error: SinkError::Permanent(format!("cannot build the email of sink {}: {e}", self.sink)),
+            refusal: Refusal::Message,
+        })?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| smtp_error(&e))
     }
 }
@@ -383,17 +408,82 @@ fn header_text(text: &str) -> String {
     }
 }
 
-/// Whether trying the send again can help. A server that refuses the message
-/// itself (552 too big, 554 refused as such) will refuse it again; anything
-/// else (unreachable, timeouts, 4xx, a refused login or recipient, which an
-/// operator fixes) keeps the notifications in SQS for a later try.
-fn smtp_error(error: &lettre::transport::smtp::Error) -> SinkError {
-    let code = error.status().map(|c| c.to_string());
-    let text = format!("SMTP send failed: {error}");
-    match code.as_deref() {
-        Some("552" | "554") if error.is_permanent() => SinkError::Permanent(text),
-        _ => SinkError::Retryable(text),
+/// What an SMTP server's refusal means for the notifications in the email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The message itself is refused (its content, its form): the same email
+    /// will be refused again. An immediate email is dead-lettered; a digest
+    /// is split to find the notification at fault.
+    Message,
+    /// The message is too big (552, `5.3.4`): a digest is split in halves; a
+    /// single notification still too big is dead-lettered.
+    Size,
+    /// Anything else: the server, the connection, the account or the login
+    /// (SES's sandbox and unverified identities, paused sending, quotas and
+    /// throttling, refused credentials or recipients). An operator fixes it,
+    /// or it passes: the notifications stay in SQS and are tried again.
+    Passing,
+}
+
+/// Account-level answers that SES (and other servers) give with a 5xx code
+/// although no message is at fault, lowercased: they are retried.
+const ACCOUNT_PROBLEMS: &[&str] = &[
+    "not verified",
+    "failed the check",
+    "sending paused",
+    "sending is paused",
+    "account is paused",
+    "sending suspended",
+    "account suspended",
+    "throttling",
+    "sending rate exceeded",
+    "quota exceeded",
+    "access denied",
+];
+
+/// The one table of SMTP answers: by the reply code and, for SES's 554s,
+/// by what the answer says (`text`, any case).
+fn refusal(code: Option<&str>, text: &str) -> Refusal {
+    let text = text.to_lowercase();
+    if ACCOUNT_PROBLEMS.iter().any(|p| text.contains(p)) {
+        return Refusal::Passing;
     }
+    match code {
+        Some("552") => Refusal::Size,
+        _ if text.contains("5.3.4") || text.contains("too big") || text.contains("too large") => Refusal::Size,
+        // 554: transaction failed; SES's "Message rejected", content refused.
+        // 550 5.6.x / 5.7.x with such words: the content or form of the message.
+        Some("554") => Refusal::Message,
+        Some("550") if text.contains("5.6.") || text.contains("message rejected") || text.contains("content") => {
+            Refusal::Message
+        }
+        _ => Refusal::Passing,
+    }
+}
+
+/// A failed send, with what it means.
+#[derive(Debug, Clone)]
+struct SendError {
+    error: SinkError,
+    refusal: Refusal,
+}
+
+impl SendError {
+    fn passing(error: SinkError) -> SendError {
+        SendError { error, refusal: Refusal::Passing }
+    }
+}
+
+fn smtp_error(error: &lettre::transport::smtp::Error) -> SendError {
+    let code = error.status().map(|c| c.to_string());
+    let said = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
+    let text = format!("SMTP send failed: {}", clip(&error.to_string(), MAX_SMTP_ANSWER_CHARS));
+    let refusal = if error.is_permanent() { refusal(code.as_deref(), &said) } else { Refusal::Passing };
+    let error = match refusal {
+        Refusal::Message | Refusal::Size => SinkError::Permanent(text),
+        Refusal::Passing => SinkError::Retryable(text),
+    };
+    SendError { error, refusal }
 }
 
 #[cfg(test)]
@@ -406,6 +496,40 @@ mod tests {
         assert_eq!(header_text("  a \t b  "), "a b");
         let long = "é".repeat(300);
         assert_eq!(header_text(&long).chars().count(), MAX_SUBJECT_CHARS + 1);
+    }
+
+    /// The SMTP error classes, as the README's table lists them.
+    #[test]
+    fn only_refusals_of_the_message_itself_are_permanent_and_size_splits() {
+        use Refusal::{Message, Passing, Size};
+        let table: &[(&str, &str, Refusal)] = &[
+            // SES's sandbox or an unverified From: an account problem.
+            (
+                "554",
+                "Message rejected: Email address is not verified. The following identities failed the check in region US-EAST-1: sesroute@acme.test",
+                Passing,
+            ),
+            ("554", "Transaction failed: Sending paused for this account.", Passing),
+            ("554", "Message rejected: Sending suspended for this account.", Passing),
+            ("454", "Throttling failure: Maximum sending rate exceeded.", Passing),
+            ("454", "Throttling failure: Daily message quota exceeded.", Passing),
+            ("554", "Throttling failure: Daily message quota exceeded.", Passing),
+            ("535", "Authentication Credentials Invalid", Passing),
+            ("530", "Authentication required", Passing),
+            ("421", "Service not available", Passing),
+            ("451", "Temporary service failure", Passing),
+            ("550", "5.1.1 Mailbox unavailable", Passing),
+            ("553", "Mailbox name not allowed", Passing),
+            ("552", "Message exceeds maximum size", Size),
+            ("552", "5.3.4 Message too big for system", Size),
+            ("554", "5.3.4 Message too big for system", Size),
+            ("554", "Transaction failed: Illegal header.", Message),
+            ("554", "Message rejected: content refused", Message),
+            ("550", "5.6.0 Invalid MIME structure", Message),
+        ];
+        for (code, text, expected) in table {
+            assert_eq!(refusal(Some(code), text), *expected, "{code} {text}");
+        }
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! Routing needs only a few fields, so [`Notification`] keeps only those; the
 //! rest (per-recipient status and diagnostic code, the subject, a reject
 //! reason) is read here from the SES JSON, once per delivery to a people sink.
+//!
+//! Every field of a report is cut to a length a person can read (see the
+//! `MAX_*` limits below), whatever the notification carries: a 150 KB
+//! diagnostic code or a thousand recipients make an email, a digest row or
+//! a Slack message of ordinary size, and a digest that waits for its window
+//! keeps only these short reports in memory.
 
 use std::borrow::Cow;
 
@@ -13,6 +19,16 @@ use super::Origin;
 use crate::notification::address;
 use crate::notification::ses::lenient_text;
 use crate::notification::{Kind, Notification};
+
+/// A diagnostic code, a reason (an SMTP answer is a line; SES quotes whole
+/// remote answers).
+pub const MAX_DIAGNOSTIC_CHARS: usize = 1000;
+/// The sent mail's subject line.
+pub const MAX_SUBJECT_CHARS: usize = 200;
+/// An address, a time, a status, a bounce or complaint type, a message id.
+pub const MAX_FIELD_CHARS: usize = 256;
+/// Recipients a report lists; the rest are counted in `omitted_recipients`.
+pub const MAX_RECIPIENTS: usize = 50;
 
 /// One notification, owned and ready for a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,8 +47,11 @@ pub struct Report {
     pub subject: Option<String>,
     /// SES's message id of the sent mail.
     pub message_id: String,
-    /// The recipients this is about, with what their servers said.
+    /// The recipients this is about, with what their servers said: the first
+    /// [`MAX_RECIPIENTS`].
     pub recipients: Vec<RecipientReport>,
+    /// Affected recipients not listed in `recipients`.
+    pub omitted_recipients: usize,
     pub bounce_type: Option<String>,
     pub bounce_subtype: Option<String>,
     pub complaint_type: Option<String>,
@@ -63,32 +82,65 @@ impl Report {
         let sender_domain = sender.rsplit_once('@').map(|(_, domain)| domain.to_owned()).unwrap_or_default();
         let detail = &notification.detail;
         let owned = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
-        let (event_time, recipients, reason) = extra.event(notification.kind);
-        let recipients = if recipients.is_empty() {
-            notification
+        let (event_time, mut recipients, reason) = extra.event(notification.kind);
+        if recipients.is_empty() {
+            recipients = notification
                 .recipients
                 .iter()
+                .take(MAX_RECIPIENTS + 1)
                 .map(|a| RecipientReport { address: a.to_string(), status: None, diagnostic_code: None })
-                .collect()
-        } else {
-            recipients
-        };
+                .collect();
+        }
+        let affected = recipients.len().max(notification.recipients.len());
+        recipients.truncate(MAX_RECIPIENTS);
+        for recipient in &mut recipients {
+            recipient.address = clip(&recipient.address, MAX_FIELD_CHARS);
+        }
+        let field = |s: &Option<Cow<'_, str>>| s.as_deref().map(|s| clip(s, MAX_FIELD_CHARS));
         Report {
             kind: notification.kind.as_str(),
-            headline: headline(notification),
-            time: event_time.or_else(|| owned(&notification.timestamp)).unwrap_or_default(),
-            sender,
-            sender_domain,
-            subject: extra.mail.common_headers.subject.map(Cow::into_owned),
-            message_id: notification.message_id.to_string(),
+            headline: clip(&headline(notification), MAX_FIELD_CHARS),
+            time: clip(&event_time.or_else(|| owned(&notification.timestamp)).unwrap_or_default(), MAX_FIELD_CHARS),
+            sender: clip(&sender, MAX_FIELD_CHARS),
+            sender_domain: clip(&sender_domain, MAX_FIELD_CHARS),
+            subject: extra.mail.common_headers.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
+            message_id: clip(&notification.message_id, MAX_FIELD_CHARS),
+            omitted_recipients: affected - recipients.len(),
             recipients,
-            bounce_type: owned(&detail.bounce_type),
-            bounce_subtype: owned(&detail.bounce_subtype),
-            complaint_type: owned(&detail.complaint_type),
-            reason,
+            bounce_type: field(&detail.bounce_type),
+            bounce_subtype: field(&detail.bounce_subtype),
+            complaint_type: field(&detail.complaint_type),
+            reason: reason.as_deref().map(|r| clip(r, MAX_DIAGNOSTIC_CHARS)),
             routes: routes.iter().map(|r| (*r).to_owned()).collect(),
             queue: origin.queue.to_owned(),
         }
+    }
+
+    /// Bytes this report keeps in memory, near enough to budget by.
+    pub fn size(&self) -> usize {
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let recipients: usize = self
+            .recipients
+            .iter()
+            .map(|r| {
+                size_of::<RecipientReport>() + r.address.len() + optional(&r.status) + optional(&r.diagnostic_code)
+            })
+            .sum();
+        let routes: usize = self.routes.iter().map(|r| size_of::<String>() + r.len()).sum();
+        size_of::<Report>()
+            + self.headline.len()
+            + self.time.len()
+            + self.sender.len()
+            + self.sender_domain.len()
+            + optional(&self.subject)
+            + self.message_id.len()
+            + recipients
+            + optional(&self.bounce_type)
+            + optional(&self.bounce_subtype)
+            + optional(&self.complaint_type)
+            + optional(&self.reason)
+            + routes
+            + self.queue.len()
     }
 
     /// The recipients' addresses, comma-separated.
@@ -223,15 +275,17 @@ impl Extra<'_> {
             Kind::Complaint => &event.complained_recipients,
             _ => &event.delayed_recipients,
         };
+        // One more than is listed, so that the report knows some were left out.
         let mut recipients: Vec<RecipientReport> = listed
             .iter()
             .filter_map(|r| {
                 Some(RecipientReport {
                     address: address::bare(r.email_address.as_deref()?)?.into_owned(),
-                    status: r.status.as_deref().map(str::to_owned),
-                    diagnostic_code: r.diagnostic_code.as_deref().map(str::to_owned),
+                    status: r.status.as_deref().map(|s| clip(s, MAX_FIELD_CHARS)),
+                    diagnostic_code: r.diagnostic_code.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC_CHARS)),
                 })
             })
+            .take(MAX_RECIPIENTS + 1)
             .collect();
         if kind == Kind::Delivery {
             recipients = event
@@ -241,15 +295,25 @@ impl Extra<'_> {
                 .map(|a| RecipientReport {
                     address: a.into_owned(),
                     status: None,
-                    diagnostic_code: event.smtp_response.as_deref().map(str::to_owned),
+                    diagnostic_code: event.smtp_response.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC_CHARS)),
                 })
+                .take(MAX_RECIPIENTS + 1)
                 .collect();
         }
         let reason = [&event.reason, &event.error_message, &event.delay_type, &event.link, &event.complaint_sub_type]
             .into_iter()
-            .find_map(|r| r.as_deref().map(str::to_owned));
+            .find_map(|r| r.as_deref().map(|r| clip(r, MAX_DIAGNOSTIC_CHARS)));
         (event.timestamp.as_deref().map(str::to_owned), recipients, reason)
     }
+}
+
+/// At most `max` characters of `text`, cut between characters, `…` marking a cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().nth(max).is_none() {
+        return text.to_owned();
+    }
+    let end = text.char_indices().nth(max.saturating_sub(1)).map_or(0, |(i, _)| i);
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]
@@ -296,5 +360,42 @@ mod tests {
         assert_eq!(r.time, "2026-01-01T00:00:00.000Z");
         assert_eq!(r.reason.as_deref(), Some("Bad content"));
         assert_eq!(r.recipient_list(), "x@y.test");
+    }
+
+    #[test]
+    fn long_fields_and_many_recipients_are_cut_to_readable_lengths() {
+        let recipients: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    r#"{{"emailAddress":"r{i}@x.test","status":"5.1.1","diagnosticCode":"smtp; 550 {}"}}"#,
+                    "d".repeat(150_000 / 300)
+                )
+            })
+            .collect();
+        let long = "x".repeat(150_000);
+        let body = format!(
+            r#"{{"notificationType":"Bounce","mail":{{"timestamp":"2026-01-01T00:00:00.000Z","source":"a@b.test","messageId":"m",
+            "destination":["r0@x.test"],"commonHeaders":{{"subject":"{long}"}}}},
+            "bounce":{{"bounceType":"Transient","bounceSubType":"{long}","bouncedRecipients":[
+            {{"emailAddress":"one@x.test","diagnosticCode":"smtp; 554 {long}"}},{}]}}}}"#,
+            recipients.join(",")
+        );
+        let r = report(&body);
+        assert_eq!(r.subject.as_deref().map(|s| s.chars().count()), Some(MAX_SUBJECT_CHARS));
+        assert!(r.subject.as_deref().is_some_and(|s| s.ends_with('…')));
+        assert_eq!(r.headline.chars().count(), MAX_FIELD_CHARS);
+        assert_eq!(r.bounce_subtype.as_deref().map(|s| s.chars().count()), Some(MAX_FIELD_CHARS));
+        let first = r.recipients[0].diagnostic_code.as_deref().unwrap();
+        assert_eq!(first.chars().count(), MAX_DIAGNOSTIC_CHARS);
+        assert!(first.starts_with("smtp; 554 xxx"), "{first}");
+        assert_eq!((r.recipients.len(), r.omitted_recipients), (MAX_RECIPIENTS, 301 - MAX_RECIPIENTS));
+        assert!(r.size() < 100 * 1024, "a report of {} bytes from a body of {}", r.size(), body.len());
+    }
+
+    #[test]
+    fn clip_cuts_between_characters() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "ab…");
+        assert_eq!(clip("ééé€", 3), "éé…");
     }
 }

@@ -8,11 +8,13 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::batch::{
-    Batcher, Failure, MAX_BATCH_BYTES, Message, Options, aws_error, build_error, entry_results, is_fifo, split_by_size,
+    Batcher, Failure, MAX_BATCH_BYTES, Message, Options, aws_error, build_error, entry_results, is_fifo, one_by_one,
+    split_by_size,
 };
 use super::{Item, Origin, SinkError};
 
 const OPERATION: &str = "SNS PublishBatch";
+const SINGLE_OPERATION: &str = "SNS Publish";
 
 /// SNS refuses longer subjects.
 const MAX_SUBJECT_CHARS: usize = 100;
@@ -24,7 +26,7 @@ pub struct SnsSink {
 }
 
 /// One message on its way to the topic.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Outgoing {
     message: Message,
     subject: Option<String>,
@@ -97,7 +99,7 @@ async fn publish(client: Client, topic: Arc<str>, fifo: bool, batch: Vec<Outgoin
 async fn publish_run(client: &Client, topic: &str, fifo: bool, run: Vec<Outgoing>) -> Vec<Result<(), SinkError>> {
     let count = run.len();
     let entries: Result<Vec<_>, _> =
-        run.into_iter().enumerate().map(|(i, outgoing)| entry(i, outgoing, fifo)).collect();
+        run.iter().cloned().enumerate().map(|(i, outgoing)| entry(i, outgoing, fifo)).collect();
     let entries = match entries {
         Ok(entries) => entries,
         Err(error) => return vec![Err(error); count],
@@ -114,8 +116,27 @@ async fn publish_run(client: &Client, topic: &str, fifo: bool, run: Vec<Outgoing
                 sender_fault: entry.sender_fault(),
             }),
         ),
-        Err(error) => vec![Err(aws_error(OPERATION, &error)); count],
+        Err(error) => {
+            one_by_one(aws_error(OPERATION, &error), count, |i| publish_one(client, topic, fifo, &run[i])).await
+        }
     }
+}
+
+/// Publishes one message alone (`Publish`), after its batch was refused as a whole.
+async fn publish_one(client: &Client, topic: &str, fifo: bool, outgoing: &Outgoing) -> Result<(), SinkError> {
+    let entry = entry(0, outgoing.clone(), fifo)?;
+    client
+        .publish()
+        .topic_arn(topic)
+        .message(entry.message())
+        .set_subject(entry.subject().map(str::to_owned))
+        .set_message_attributes(entry.message_attributes().cloned())
+        .set_message_group_id(entry.message_group_id().map(str::to_owned))
+        .set_message_deduplication_id(entry.message_deduplication_id().map(str::to_owned))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|error| aws_error(SINGLE_OPERATION, &error))
 }
 
 fn entry(index: usize, outgoing: Outgoing, fifo: bool) -> Result<PublishBatchRequestEntry, SinkError> {
@@ -322,5 +343,85 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.is_retryable(), "{error}");
+    }
+
+    /// A stand-in for SNS on loopback, speaking its query protocol: it refuses
+    /// every `PublishBatch` as a whole with `refusal` (code, message) and
+    /// answers `Publish` per message: a message holding `bad` is refused, the
+    /// others are accepted. Returns its endpoint and the actions it was asked.
+    async fn refusing_sns(
+        refusal: (&'static str, &'static str),
+        bad: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use axum::http::StatusCode;
+        let actions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&actions);
+        let app = axum::Router::new().fallback(move |body: String| {
+            let seen = std::sync::Arc::clone(&seen);
+            async move {
+                // A form: `Action=PublishBatch&...`; `bad` is made of characters sent as they are.
+                let action = body.split('&').find_map(|p| p.strip_prefix("Action=")).unwrap_or_default().to_owned();
+                seen.lock().unwrap().push(action.clone());
+                let error = |code: &str, message: &str| {
+                    format!(
+                        "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>Sender</Type>\
+                         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+                    )
+                };
+                if action == "PublishBatch" {
+                    (StatusCode::BAD_REQUEST, error(refusal.0, refusal.1))
+                } else if body.contains(bad) {
+                    (StatusCode::BAD_REQUEST, error("InvalidParameter", "Invalid parameter: Message"))
+                } else {
+                    let ok = "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult>\
+                              <MessageId>m</MessageId></PublishResult><ResponseMetadata><RequestId>r</RequestId>\
+                              </ResponseMetadata></PublishResponse>";
+                    (StatusCode::OK, ok.to_owned())
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}"), actions)
+    }
+
+    async fn publish_three(sink: &SnsSink) -> Vec<Result<(), SinkError>> {
+        let good = bounce(BOUNCE_JSON);
+        let bad_json = BOUNCE_JSON.replace("General", "BAD-ENTRY");
+        let bad = bounce(&bad_json);
+        let origin = |id| Origin { queue: "bounces", sqs_message_id: id };
+        let (a, b, c) = tokio::join!(
+            sink.deliver(origin("1"), Item::Notification { notification: &good, routes: &["r"] }),
+            sink.deliver(origin("2"), Item::Notification { notification: &bad, routes: &["r"] }),
+            sink.deliver(origin("3"), Item::Notification { notification: &good, routes: &["r"] }),
+        );
+        vec![a, b, c]
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_as_a_whole_is_published_one_by_one_and_only_the_bad_entry_is_permanent() {
+        let (endpoint, actions) =
+            refusing_sns(("InvalidParameter", "Invalid parameter: Message too long"), "BAD-ENTRY").await;
+        let aws = aws_config(&endpoint).await;
+        let sink = SnsSink::new(&aws, "arn:aws:sns:us-east-1:000000000000:t".into(), None).unwrap();
+        let results = publish_three(&sink).await;
+        assert_eq!(results[0], Ok(()));
+        assert!(results[1].as_ref().is_err_and(|e| !e.is_retryable()), "{:?}", results[1]);
+        assert_eq!(results[2], Ok(()));
+        let actions = actions.lock().unwrap();
+        assert_eq!(actions.iter().filter(|a| *a == "PublishBatch").count(), 1, "{actions:?}");
+        assert_eq!(actions.iter().filter(|a| *a == "Publish").count(), 3, "{actions:?}");
+    }
+
+    #[tokio::test]
+    async fn a_topic_in_another_region_is_retried_not_dead_lettered() {
+        // SNS's answer when the topic's region is not the client's.
+        let (endpoint, _) = refusing_sns(("InvalidParameter", "Invalid parameter: TopicArn"), "never").await;
+        let aws = aws_config(&endpoint).await;
+        let sink = SnsSink::new(&aws, "arn:aws:sns:eu-west-1:000000000000:t".into(), None).unwrap();
+        for result in publish_three(&sink).await {
+            assert!(result.as_ref().is_err_and(SinkError::is_retryable), "{result:?}");
+        }
     }
 }

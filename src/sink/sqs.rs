@@ -8,11 +8,13 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry, SendMessageBatchResultEntry};
 
 use super::batch::{
-    Batcher, Failure, MAX_BATCH_BYTES, Message, Options, aws_error, build_error, entry_results, is_fifo, split_by_size,
+    Batcher, Failure, MAX_BATCH_BYTES, Message, Options, aws_error, build_error, entry_results, is_fifo, one_by_one,
+    split_by_size,
 };
 use super::{Item, Origin, SinkError};
 
 const OPERATION: &str = "SQS SendMessageBatch";
+const SINGLE_OPERATION: &str = "SQS SendMessage";
 
 #[derive(Debug)]
 pub struct SqsSink {
@@ -46,7 +48,8 @@ async fn send(client: Client, queue: Arc<str>, fifo: bool, batch: Vec<Message>) 
 
 async fn send_run(client: &Client, queue: &str, fifo: bool, run: Vec<Message>) -> Vec<Result<(), SinkError>> {
     let count = run.len();
-    let entries: Result<Vec<_>, _> = run.into_iter().enumerate().map(|(i, message)| entry(i, message, fifo)).collect();
+    let entries: Result<Vec<_>, _> =
+        run.iter().cloned().enumerate().map(|(i, message)| entry(i, message, fifo)).collect();
     let entries = match entries {
         Ok(entries) => entries,
         Err(error) => return vec![Err(error); count],
@@ -63,8 +66,24 @@ async fn send_run(client: &Client, queue: &str, fifo: bool, run: Vec<Message>) -
                 sender_fault: entry.sender_fault(),
             }),
         ),
-        Err(error) => vec![Err(aws_error(OPERATION, &error)); count],
+        Err(error) => one_by_one(aws_error(OPERATION, &error), count, |i| send_one(client, queue, fifo, &run[i])).await,
     }
+}
+
+/// Sends one message alone (`SendMessage`), after its batch was refused as a whole.
+async fn send_one(client: &Client, queue: &str, fifo: bool, message: &Message) -> Result<(), SinkError> {
+    let entry = entry(0, message.clone(), fifo)?;
+    client
+        .send_message()
+        .queue_url(queue)
+        .message_body(entry.message_body())
+        .set_message_attributes(entry.message_attributes().cloned())
+        .set_message_group_id(entry.message_group_id().map(str::to_owned))
+        .set_message_deduplication_id(entry.message_deduplication_id().map(str::to_owned))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|error| aws_error(SINGLE_OPERATION, &error))
 }
 
 fn entry(index: usize, message: Message, fifo: bool) -> Result<SendMessageBatchRequestEntry, SinkError> {

@@ -32,9 +32,11 @@
 //! A 2xx delivers. 429, 408, 5xx, timeouts and connection errors are tried
 //! again here a few times with backoff, waiting out a `Retry-After` of at most
 //! 30 seconds; after that, or when `Retry-After` asks for longer, the
-//! message goes back to SQS and comes again later. Any other answer, redirects
-//! included (they are not followed), is permanent: the message goes to the
-//! dead-letter sink. Errors and logs name the URL's host only: the path of a
+//! message goes back to SQS and comes again later. 400, 413 and 422 refuse
+//! the payload itself and are permanent: the message goes to the dead-letter
+//! sink. Any other answer (401, 403, 404, 410, redirects, which are not
+//! followed) means the receiver refuses everything: the message goes back to
+//! SQS at once, with its backoff, and the refusal is counted and logged. Errors and logs name the URL's host only: the path of a
 //! Slack URL is its token.
 
 use std::error::Error;
@@ -48,9 +50,10 @@ use reqwest::{Client, Response, StatusCode, Url};
 use sha2::Sha256;
 use tracing::warn;
 
-use super::report::Report;
+use super::report::{Report, clip};
 use super::{Item, Origin, RateLimit, SinkError};
 use crate::config::{Secret, Webhook, WebhookFormat};
+use crate::metrics::REFUSALS;
 
 const SIGNATURE_HEADER: &str = "x-sesroute-signature";
 const TIMESTAMP_HEADER: &str = "x-sesroute-timestamp";
@@ -75,6 +78,8 @@ pub struct WebhookSink {
 
 /// Where and how to POST.
 struct Endpoint {
+    /// The sink's name, for metrics and logs.
+    sink: String,
     client: Client,
     url: Url,
     /// The URL's host and port: the only part of it errors and logs name.
@@ -102,6 +107,8 @@ impl std::fmt::Debug for Endpoint {
 struct Failure {
     error: SinkError,
     retry_after: Option<Duration>,
+    /// The receiver refuses (see [`Class::Refuses`]): not tried again here.
+    refused: bool,
 }
 
 impl WebhookSink {
@@ -120,6 +127,7 @@ impl WebhookSink {
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {}", chain(&e)))?;
         let endpoint = Endpoint {
+            sink: name.to_owned(),
             client,
             url,
             host,
@@ -149,7 +157,7 @@ impl WebhookSink {
         let endpoint = &self.endpoint;
         (|| endpoint.post(&body))
             .retry(endpoint.backoff)
-            .when(|failure| failure.error.is_retryable())
+            .when(|failure| failure.error.is_retryable() && !failure.refused)
             .adjust(|failure, backoff| next_wait(failure.retry_after, backoff))
             .notify(|failure, wait| {
                 warn!(sink = %self.name, error = %failure.error, retry_in_ms = wait.as_millis(), "webhook attempt failed");
@@ -190,7 +198,11 @@ impl Endpoint {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| retry_after(value, SystemTime::now()));
+        let class = class(status);
         let mut message = format!("{} answered {status}", self.host);
+        if class == Class::Refuses {
+            message.push_str(": the receiver refuses");
+        }
         if status.is_redirection() {
             // Where it points is not named: the location may carry a token too.
             message.push_str(": redirects are not followed, set url to the final address");
@@ -203,10 +215,17 @@ impl Endpoint {
                 let _ = write!(message, ": {said}");
             }
         }
-        let retryable =
-            status.is_server_error() || matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT);
-        let error = if retryable { SinkError::Retryable(message) } else { SinkError::Permanent(message) };
-        Err(Failure { error, retry_after })
+        let error = match class {
+            Class::Passing => SinkError::Retryable(message),
+            Class::Refuses => {
+                metrics::counter!(REFUSALS, "sink" => self.sink.clone(), "status" => status.as_u16().to_string())
+                    .increment(1);
+                warn!(sink = %self.sink, result = "refused", status = status.as_u16(), "the webhook receiver refuses");
+                SinkError::Retryable(message)
+            }
+            Class::Payload => SinkError::Permanent(message),
+        };
+        Err(Failure { error, retry_after, refused: class == Class::Refuses })
     }
 
     fn request_failed(&self, error: &reqwest::Error) -> Failure {
@@ -217,7 +236,31 @@ impl Endpoint {
         } else {
             SinkError::Retryable(format!("cannot reach {}: {}", self.host, chain(error)))
         };
-        Failure { error, retry_after: None }
+        Failure { error, retry_after: None, refused: false }
+    }
+}
+
+/// What an HTTP answer other than 2xx says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// 429, 408, 5xx: a passing problem, tried again here, then left to SQS.
+    Passing,
+    /// 401, 403, 404, 410, redirects and every other 4xx: the receiver refuses
+    /// whatever is sent (a rotated secret, an archived Slack channel, a moved
+    /// URL). No notification is at fault: the message goes back to SQS with
+    /// its backoff, and the refusal is counted (`sesroute_sink_refusals_total`)
+    /// and logged with `result = "refused"`, for someone to fix the sink.
+    Refuses,
+    /// 400, 413, 422: this payload is refused as such; it goes to the dead-letter sink.
+    Payload,
+}
+
+/// The one table of webhook answers.
+fn class(status: StatusCode) -> Class {
+    match status.as_u16() {
+        400 | 413 | 422 => Class::Payload,
+        408 | 429 | 500..=599 => Class::Passing,
+        _ => Class::Refuses,
     }
 }
 
@@ -279,15 +322,6 @@ fn chain(error: &dyn Error) -> String {
     text
 }
 
-/// At most `max` characters of `text`, cut between characters, `…` marking a cut.
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().nth(max).is_none() {
-        return text.to_owned();
-    }
-    let end = text.char_indices().nth(max.saturating_sub(1)).map_or(0, |(i, _)| i);
-    format!("{}…", &text[..end])
-}
-
 mod slack {
     //! Messages for Slack incoming webhooks: `text`, a one-line summary Slack
     //! shows in notifications, and `blocks`, the message itself. Every piece
@@ -324,10 +358,11 @@ mod slack {
         if !report.sender.is_empty() {
             let _ = write!(summary, " from {}", report.sender);
         }
+        let affected = report.recipients.len() + report.omitted_recipients;
         if let Some(first) = report.recipients.first() {
             let _ = write!(summary, " to {}", first.address);
-            if report.recipients.len() > 1 {
-                let _ = write!(summary, " and {} more", report.recipients.len() - 1);
+            if affected > 1 {
+                let _ = write!(summary, " and {} more", affected - 1);
             }
         }
 
@@ -359,7 +394,7 @@ mod slack {
             }
             blocks.push(section(&text));
         }
-        if let Some(more) = report.recipients.len().checked_sub(MAX_RECIPIENTS).filter(|n| *n > 0) {
+        if let Some(more) = affected.checked_sub(MAX_RECIPIENTS).filter(|n| *n > 0) {
             blocks.push(section(&format!("_and {more} more recipients_")));
         }
         let routes = escape(&report.routes.join(", "), MAX_LIST_CHARS);
@@ -489,6 +524,7 @@ mod slack {
                         diagnostic_code: Some(format!("smtp; 550 5.1.1 {content}")),
                     })
                     .collect(),
+                omitted_recipients: 0,
                 bounce_type: Some("Permanent".into()),
                 bounce_subtype: Some("General".into()),
                 complaint_type: None,
@@ -720,13 +756,6 @@ mod tests {
         assert_eq!(next_wait(Some(Duration::from_secs(1)), None), None);
     }
 
-    #[test]
-    fn clip_cuts_between_characters() {
-        assert_eq!(clip("abc", 3), "abc");
-        assert_eq!(clip("abcd", 3), "ab…");
-        assert_eq!(clip("ééé€", 3), "éé…");
-    }
-
     /// One answer of the test server: status, headers, body, and a delay before it.
     #[derive(Clone)]
     struct Answer(u16, &'static [(&'static str, &'static str)], &'static str, Duration);
@@ -865,21 +894,70 @@ mod tests {
         assert_eq!(server.count(), 1, "no wait of two minutes here");
     }
 
+    #[test]
+    fn only_400_413_and_422_are_permanent_and_a_refusing_receiver_is_retried() {
+        let table: &[(u16, Class)] = &[
+            (400, Class::Payload),
+            (413, Class::Payload),
+            (422, Class::Payload),
+            (408, Class::Passing),
+            (429, Class::Passing),
+            (500, Class::Passing),
+            (502, Class::Passing),
+            (503, Class::Passing),
+            (504, Class::Passing),
+            (401, Class::Refuses),
+            (403, Class::Refuses),
+            (404, Class::Refuses),
+            (410, Class::Refuses),
+            (405, Class::Refuses),
+            (301, Class::Refuses),
+            (302, Class::Refuses),
+            (307, Class::Refuses),
+            (308, Class::Refuses),
+        ];
+        for (status, expected) in table {
+            assert_eq!(class(StatusCode::from_u16(*status).unwrap()), *expected, "{status}");
+        }
+    }
+
     #[tokio::test]
-    async fn other_client_errors_and_redirects_are_permanent_at_once() {
-        let (server, sink) =
-            serve(vec![Answer(400, &[], "invalid_blocks\n", Duration::ZERO)], WebhookFormat::Slack, None).await;
-        let error = send(&sink).await.unwrap_err();
-        assert!(!error.is_retryable(), "{error}");
-        assert!(error.to_string().ends_with("answered 400 Bad Request: invalid_blocks (permanent)"), "{error}");
-        assert_names_host_only(&error);
-        assert_eq!(server.count(), 1);
+    async fn payload_refusals_are_permanent_at_once() {
+        for status in [400, 413, 422] {
+            let (server, sink) =
+                serve(vec![Answer(status, &[], "invalid_blocks\n", Duration::ZERO)], WebhookFormat::Slack, None).await;
+            let error = send(&sink).await.unwrap_err();
+            assert!(!error.is_retryable(), "{error}");
+            assert!(error.to_string().ends_with(": invalid_blocks (permanent)"), "{error}");
+            assert_names_host_only(&error);
+            assert_eq!(server.count(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_refuses_or_redirects_is_left_to_sqs_and_counted_as_refusing() {
+        for status in [401, 403, 404, 410] {
+            let (server, sink) =
+                serve(vec![Answer(status, &[], "channel_is_archived", Duration::ZERO)], WebhookFormat::Slack, None)
+                    .await;
+            let error = send(&sink).await.unwrap_err();
+            assert!(error.is_retryable(), "{error}");
+            assert!(
+                error.to_string().contains(": the receiver refuses: channel_is_archived (will retry)"),
+                "{status}: {error}"
+            );
+            assert_names_host_only(&error);
+            assert_eq!(server.count(), 1, "{status}: not tried again at once: SQS's backoff applies");
+        }
 
         let moved = Answer(301, &[("location", "https://example.test/TOKEN2")], "", Duration::ZERO);
         let (server, sink) = serve(vec![moved], WebhookFormat::Json, None).await;
         let error = send(&sink).await.unwrap_err();
-        assert!(!error.is_retryable(), "{error}");
-        assert!(error.to_string().contains("301 Moved Permanently: redirects are not followed"), "{error}");
+        assert!(error.is_retryable(), "{error}");
+        assert!(
+            error.to_string().contains("301 Moved Permanently: the receiver refuses: redirects are not followed"),
+            "{error}"
+        );
         assert!(!error.to_string().contains("TOKEN2"), "{error}");
         assert_eq!(server.count(), 1, "the redirect is not followed");
     }

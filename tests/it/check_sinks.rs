@@ -279,3 +279,47 @@ fn http_get(address: &str, path: &str) -> String {
     stream.read_to_string(&mut answer).expect("an answer");
     answer
 }
+
+#[test]
+fn a_topic_or_queue_in_another_region_than_aws_region_is_warned_about() {
+    let toml = |region: &str| {
+        format!(
+            r#"
+[aws]
+region = "{region}"
+
+[[sources]]
+name = "feedback"
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/feedback"
+
+[sinks.topic]
+type = "sns"
+topic_arn = "arn:aws:sns:eu-west-1:111122223333:feedback"
+
+[sinks.queue]
+type = "sqs"
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/forwarded"
+
+[sinks.old-style]
+type = "sqs"
+queue_url = "https://eu-west-1.queue.amazonaws.com/111122223333/forwarded"
+
+[[routes]]
+name = "everything"
+sinks = ["topic", "queue", "old-style"]
+"#
+        )
+    };
+    let run = check(&toml("us-east-1"), &[]);
+    assert_eq!(run.code, 0, "a warning, not an error: {}", run.stderr);
+    for key in ["sinks.topic.topic_arn", "sinks.queue.queue_url", "sinks.old-style.queue_url"] {
+        assert!(
+            run.stderr.lines().any(|l| l.contains(key) && l.contains("region eu-west-1, not in aws.region us-east-1")),
+            "{key}: {}",
+            run.stderr
+        );
+    }
+    let run = check(&toml("eu-west-1"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "no warnings in the same region: {}", run.stderr);
+}

@@ -19,6 +19,8 @@ struct Smtp {
     python: String,
     port: u16,
     dir: PathBuf,
+    /// Extra arguments of the server: `--max-bytes N`, `--answer "554 ..."`.
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -52,7 +54,7 @@ impl Smtp {
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-        Some(Smtp { python, port, dir: dir.to_owned(), child: None })
+        Some(Smtp { python, port, dir: dir.to_owned(), args: Vec::new(), child: None })
     }
 
     fn start(&mut self) {
@@ -61,6 +63,7 @@ impl Smtp {
             .arg(script)
             .args(["--port", &self.port.to_string(), "--dir"])
             .arg(&self.dir)
+            .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -430,4 +433,106 @@ async fn a_window_longer_than_the_visibility_timeout_keeps_its_messages_invisibl
     let extended = daemon.log().iter().filter(|l| l["message"] == "still delivering: visibility extended").count();
     assert!(extended >= 2, "the held messages' visibility was extended ({extended} times)");
     assert_eq!(daemon.last_stats()["received"].as_u64(), Some(2), "never received twice");
+}
+
+/// SES's answer to a message from an identity that is not verified (in the
+/// sandbox, every recipient must be verified too).
+const SES_NOT_VERIFIED: &str = "554 Message rejected: Email address is not verified. The following identities \
+    failed the check in region EU-WEST-1: sesroute@acme.test";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_refusal_such_as_an_unverified_sender_is_retried_never_dead_lettered() {
+    let Some(aws) = Aws::connect("email_unverified").await else { return };
+    let mut daemon = Daemon::new();
+    let Some(mut smtp) = Smtp::new("email_unverified", &daemon.path("mail")) else { return };
+    smtp.args = vec!["--answer".into(), SES_NOT_VERIFIED.into()];
+    smtp.start();
+    let queue = aws.create_queue("in").await;
+    aws.send(&queue, &bounce("u-1", "app@dev.acme.test", "r@x.test", "s")).await;
+    let dead = daemon.path("dead.jsonl");
+
+    daemon.start(&format!(
+        "dead_letter = \"dead\"\n{}{}{}{}{}",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        email_sink("mail", &smtp, ""),
+        super::harness::file_sink("dead", &dead),
+        route_all("mail"),
+    ));
+    let failure = eventually("a refused send", Duration::from_secs(20), async || {
+        let log = daemon.log();
+        log.into_iter().find(|l| l["message"] == "delivery failed").ok_or_else(|| "no failure yet".to_owned())
+    })
+    .await;
+    let error = failure["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not verified") && error.ends_with("(will retry)"), "{failure}");
+    assert_eq!(aws.depth(&queue).await.total(), 1, "the message stays in SQS");
+
+    // The identity is verified now: the same server accepts, and the notification arrives.
+    smtp.stop();
+    smtp.args.clear();
+    smtp.start();
+    smtp.wait_for_mails(1, Duration::from_secs(60)).await;
+    aws.wait_for_total(&queue, 0, Duration::from_secs(20)).await;
+    daemon.stop().await;
+    assert!(std::fs::read_to_string(&dead).unwrap_or_default().is_empty(), "nothing was dead-lettered");
+}
+
+/// A bounce to 50 recipients, each with a long diagnostic code: even cut to
+/// readable lengths, an email of some 150 KB.
+fn big_bounce(id: &str) -> String {
+    let recipients: Vec<Value> = (0..50)
+        .map(|i| {
+            json!({"emailAddress": format!("r{i}@big.test"), "status": "5.0.0",
+                "diagnosticCode": format!("smtp; 550 {}", "long answer ".repeat(250))})
+        })
+        .collect();
+    json!({
+        "notificationType": "Bounce",
+        "mail": {"timestamp": "2026-11-24T10:00:00.000Z", "source": "app@dev.acme.test", "messageId": id,
+            "destination": ["r0@big.test"]},
+        "bounce": {"bounceType": "Permanent", "bounceSubType": "General", "bouncedRecipients": recipients},
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_digest_refused_for_its_size_is_split_and_only_the_notification_too_big_alone_is_dead_lettered() {
+    let Some(aws) = Aws::connect("email_split").await else { return };
+    let mut daemon = Daemon::new();
+    let Some(mut smtp) = Smtp::new("email_split", &daemon.path("mail")) else { return };
+    smtp.args = vec!["--max-bytes".into(), "60000".into()];
+    smtp.start();
+    let queue = aws.create_queue("in").await;
+    let mut bodies: Vec<String> =
+        (1..=4).map(|i| bounce(&format!("small-{i}"), "app@dev.acme.test", &format!("r{i}@x.test"), "s")).collect();
+    bodies.insert(2, big_bounce("big-1"));
+    assert!(bodies[2].len() > 100_000, "a body of {} bytes", bodies[2].len());
+    aws.send_all(&queue, &bodies).await;
+    let dead = daemon.path("dead.jsonl");
+
+    daemon.start(&format!(
+        "dead_letter = \"dead\"\n{}{}{}{}{}",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        email_sink("digest", &smtp, "mode = \"digest\"\ndigest_window_secs = 3"),
+        super::harness::file_sink("dead", &dead),
+        route_all("digest"),
+    ));
+    aws.wait_for_total(&queue, 0, Duration::from_secs(40)).await;
+    daemon.stop().await;
+
+    let mails = smtp.mails();
+    let listed: Vec<&str> = mails.iter().flat_map(|m| m.text.matches("Permanent bounce (General)")).collect();
+    assert_eq!(
+        listed.len(),
+        4,
+        "the four small notifications went out: {:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(mails.iter().all(|m| !m.text.contains("big.test")), "the big one was in no digest sent");
+    let dead = super::harness::lines(&dead);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let body = dead[0]["body"].as_str().unwrap_or_default();
+    assert!(body.contains("big-1"), "the big notification alone was dead-lettered: {:?}", dead[0]["reason"]);
 }

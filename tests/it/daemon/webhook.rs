@@ -311,3 +311,41 @@ async fn a_refusing_sink_never_costs_a_retrying_sink_its_copy() {
     let stats = daemon.last_stats();
     assert_eq!((stats["received"].as_u64(), stats["delivered"].as_u64()), (Some(2), Some(1)), "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_refuses_keeps_the_messages_in_sqs_and_is_counted_as_refusing() {
+    let Some(aws) = Aws::connect("webhook_refuses").await else { return };
+    // A rotated secret, an archived channel; then fixed (403, 404 and redirects:
+    // the sink's unit tests).
+    let hook = Hook::start(&[401, 410, 200]).await;
+    let queue = aws.create_queue("in").await;
+    let body = read(&samples().join(BOUNCE));
+    aws.send(&queue, &body).await;
+
+    let mut daemon = Daemon::new();
+    let dead = daemon.path("dead.jsonl");
+    daemon.start(&format!(
+        "dead_letter = \"dead\"\n{}{}{}{}{ROUTE_ALL}",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        webhook_sink("hook", &hook, ""),
+        file_sink("dead", &dead),
+    ));
+    eventually("a refusal counted", Duration::from_secs(20), async || {
+        let address = super::ops::listen_address(&daemon).await;
+        let (_, metrics) = super::ops::get(&format!("http://{address}/metrics")).await;
+        super::ops::metric(&metrics, "sesroute_sink_refusals_total", &[("sink", "hook"), ("status", "401")])
+            .ok_or_else(|| "not counted yet".to_owned())
+    })
+    .await;
+    assert_eq!(aws.depth(&queue).await.total(), 1, "the message stays in SQS");
+    // Each refusal returns the message to SQS, after its backoff (10 s, 20 s, ...).
+    aws.wait_for_total(&queue, 0, Duration::from_secs(90)).await;
+    daemon.stop().await;
+
+    let statuses = hook.requests().len();
+    assert_eq!(statuses, 3, "one request per receive, none retried at once");
+    assert!(lines(&dead).is_empty(), "nothing was dead-lettered");
+    let refused = daemon.log().iter().filter(|l| l["result"] == "refused").count();
+    assert_eq!(refused, 2, "each refusal logged as such");
+}
