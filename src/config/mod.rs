@@ -46,6 +46,8 @@ pub struct Config {
     pub router: Router,
     pub dead_letter: Option<SinkId>,
     pub shutdown_grace: Duration,
+    /// Bytes that messages waiting for a batch may hold, all sources together.
+    pub max_held_bytes: usize,
     /// Things that are valid but probably not what was meant.
     pub warnings: Vec<String>,
 }

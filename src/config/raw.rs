@@ -55,6 +55,9 @@ pub struct RawServer {
 pub struct RawRuntime {
     /// How long in-flight messages may take to finish after SIGTERM; default 25.
     pub shutdown_grace_secs: Option<u64>,
+    /// MiB that messages waiting for a digest or an archive object may take
+    /// in memory, all sources together; default 32.
+    pub max_held_mib: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

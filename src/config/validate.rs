@@ -68,6 +68,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Issue>> {
         }
     }
     let dead_letter = raw.dead_letter.as_deref().and_then(|name| sink_id(&mut issues, "dead_letter", name, &names));
+    let max_held_bytes = max_held_bytes(&mut issues, raw.runtime.max_held_mib);
 
     if !issues.0.is_empty() {
         return Err(issues.0);
@@ -82,6 +83,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Issue>> {
         router: Router::new(routes),
         dead_letter,
         shutdown_grace: Duration::from_secs(raw.runtime.shutdown_grace_secs.unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS)),
+        max_held_bytes,
         warnings,
     })
 }
@@ -205,6 +207,17 @@ fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
         .collect();
     one_file_sink_per_path(issues, &sinks);
     sinks
+}
+
+/// The memory messages waiting for a batch may take: 32 MiB by default,
+/// which leaves a 128 MiB container ample room for everything else.
+fn max_held_bytes(issues: &mut Issues, mib: Option<u32>) -> usize {
+    const DEFAULT_MAX_HELD_MIB: u32 = 32;
+    let mib = mib.unwrap_or(DEFAULT_MAX_HELD_MIB);
+    if mib == 0 {
+        issues.push("runtime.max_held_mib", "must be at least 1");
+    }
+    usize::try_from(mib.max(1)).unwrap_or(usize::MAX).saturating_mul(1024 * 1024)
 }
 
 /// Two file sinks appending to one file would each see the other's lines as

@@ -68,6 +68,23 @@ struct Shared {
     health: Arc<Health>,
     /// Fired when the shutdown grace period is over: unfinished messages stay in SQS.
     abort: CancellationToken,
+    /// Room, in KiB, for messages waiting for a batch (digest, archive) without
+    /// an in-flight slot: what bounds their memory (`runtime.max_held_mib`).
+    held: HeldBudget,
+}
+
+/// The memory budget of messages waiting for a batch, in KiB.
+#[derive(Debug)]
+struct HeldBudget {
+    room: Arc<tokio::sync::Semaphore>,
+    kib: u32,
+}
+
+impl HeldBudget {
+    fn new(bytes: usize) -> HeldBudget {
+        let kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        HeldBudget { room: Arc::new(tokio::sync::Semaphore::new(kib as usize)), kib }
+    }
 }
 
 /// One polled source: its receive loops and what stops them.
@@ -95,6 +112,7 @@ pub async fn run(
         stats: Arc::new(Stats::default()),
         health,
         abort: CancellationToken::new(),
+        held: HeldBudget::new(config.max_held_bytes),
     });
     let tracker = TaskTracker::new();
     let mut running: HashMap<String, Running> = HashMap::new();

@@ -237,7 +237,10 @@ async fn handle(
     let already = ctx.shared.memory.sinks(&message.message_id);
     let pending: Vec<SinkId> =
         decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == sinks.key(*s))).collect();
-    let fold = Fold::of(deliver(sinks, origin, item, &pending, permit).await);
+    // What the message takes in memory while it waits for a batch: the body,
+    // the decoded SNS `Message` and what the batch keeps of it.
+    let held = Held { budget: &ctx.shared.held, kib: (message.body.len() + notification.ses_json.len()) * 2 / 1024 + 1 };
+    let fold = Fold::of(deliver(sinks, origin, item, &pending, permit, held).await);
 
     let Fold { mut delivered, rejected, mut retry } = fold;
     let any_rejected = !rejected.is_empty();
@@ -286,23 +289,30 @@ async fn deliver(
     item: Item<'_>,
     ids: &[SinkId],
     permit: &mut Option<OwnedSemaphorePermit>,
+    held: Held<'_>,
 ) -> Vec<(SinkId, Result<(), SinkError>)> {
     let started = Instant::now();
-    let (held, direct): (Vec<SinkId>, Vec<SinkId>) = ids.iter().partition(|id| sinks.get(**id).1.holds());
+    let (held_ids, direct): (Vec<SinkId>, Vec<SinkId>) = ids.iter().partition(|id| sinks.get(**id).1.holds());
     let direct = join_all(direct.iter().map(|id| async move {
         let (name, sink) = sinks.get(*id);
         let result = sink.deliver(origin, item).await;
         record(name, started, &result);
         (*id, result)
     }));
-    let held = join_all(held.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
-    let (mut results, held) = tokio::join!(direct, held);
-    let waiting = held.iter().filter(|(_, pending)| pending.is_ok()).count();
-    if waiting > 0 {
+    let held_items = join_all(held_ids.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
+    let (mut results, held_items) = tokio::join!(direct, held_items);
+    let waiting = held_items.iter().filter(|(_, pending)| pending.is_ok()).count();
+    // Room in the memory budget first, then the in-flight slot goes back: when
+    // the budget is spent, the slot is kept and receiving slows down.
+    let _room = if waiting > 0 {
+        let room = held.take().await;
         drop(permit.take());
         info!(sinks = waiting, "waiting for a batch to be sent");
-    }
-    let answers = join_all(held.into_iter().map(|(id, pending)| async move {
+        room
+    } else {
+        None
+    };
+    let answers = join_all(held_items.into_iter().map(|(id, pending)| async move {
         let result = match pending {
             Ok(pending) => {
                 let held = metrics::gauge!(HELD, "sink" => sinks.get(id).0.to_owned());
@@ -318,6 +328,21 @@ async fn deliver(
     }));
     results.extend(answers.await);
     results
+}
+
+/// A message's share of the memory budget for messages waiting for a batch.
+struct Held<'a> {
+    budget: &'a super::HeldBudget,
+    kib: usize,
+}
+
+impl Held<'_> {
+    /// Waits for the message's share (a message larger than the whole budget
+    /// takes all of it); `None` only if the budget is gone.
+    async fn take(&self) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(self.kib).unwrap_or(u32::MAX).clamp(1, self.budget.kib);
+        self.budget.room.clone().acquire_many_owned(kib).await.ok()
+    }
 }
 
 /// A delivery's metrics, and a log line when it failed.
