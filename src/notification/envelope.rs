@@ -6,8 +6,9 @@
 
 use std::borrow::Cow;
 
+use super::reason::{self, Echo};
 use super::ses::{Body, MessageField, RawMessage, Recipient};
-use super::{Detail, Envelope, Ignored, Kind, Notification, ParseError, Parsed, SnsEnvelope, address};
+use super::{Detail, Envelope, Ignored, Kind, Notification, ParseError, Parsed, SnsEnvelope, address, depth};
 
 /// The plain-text message SES publishes when an SNS event destination is created.
 const VALIDATION_MESSAGE: &str = "Successfully validated SNS topic for Amazon SES event publishing.";
@@ -52,11 +53,17 @@ fn trim(text: &str) -> &str {
 }
 
 /// Parses a JSON object into [`Body`], explaining any failure.
+///
+/// Every text a parser reads (the body, an SNS `Message`, an `EventBridge`
+/// `detail`) comes through here, and is first held against the nesting limit.
 fn parse_object<'a>(text: &'a str, what: &'static str) -> Result<Body<'a>, ParseError> {
+    if let Some(at) = depth::too_deep(text, depth::MAX_DEPTH) {
+        return Err(ParseError::TooDeep { what, at });
+    }
     if !text.starts_with('{') {
         return Err(match serde_json::from_str::<serde_json::Value>(text) {
             Ok(value) => ParseError::NotAnObject(json_type(&value)),
-            Err(e) => ParseError::NotJson(e.to_string()),
+            Err(e) => ParseError::NotJson(reason::located(&e.to_string(), e.line(), e.column())),
         });
     }
     sonic_rs::from_str(text).map_err(|e| explain(text, what, &e))
@@ -64,16 +71,41 @@ fn parse_object<'a>(text: &'a str, what: &'static str) -> Result<Body<'a>, Parse
 
 /// Turns a failed typed parse into an error a person understands: either the
 /// text is not JSON at all, or some field has the wrong type (found again with
-/// a path-tracking parse, which is only paid for on failure).
+/// a path-tracking parse, which is only paid for on failure). The parser's
+/// quote of the value and its excerpt of the text are left out.
 fn explain(text: &str, what: &'static str, error: &sonic_rs::Error) -> ParseError {
     if error.is_syntax() || error.is_eof() {
-        return ParseError::NotJson(error.to_string());
+        return ParseError::NotJson(reason::located(&error.to_string(), error.line(), error.column()));
     }
     let mut de = sonic_rs::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, Body>(&mut de) {
-        Err(e) => ParseError::Invalid { what, path: e.path().to_string(), reason: e.into_inner().to_string() },
-        Ok(_) => ParseError::Invalid { what, path: ".".into(), reason: error.to_string() },
+        Err(e) => ParseError::Invalid {
+            what,
+            path: path(e.path()),
+            reason: reason::parser_message(&e.into_inner().to_string()),
+        },
+        Ok(_) => ParseError::Invalid { what, path: ".".into(), reason: reason::parser_message(&error.to_string()) },
     }
+}
+
+/// A path into the JSON (`bounce.bouncedRecipients[0]`); keys that come from
+/// the input (tag names) are clipped and masked like any echo.
+fn path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    use std::fmt::Write;
+
+    let mut out = String::new();
+    for segment in path {
+        let separator = if out.is_empty() { "" } else { "." };
+        // Writing to a String cannot fail.
+        let _ = match segment {
+            Segment::Seq { index } => write!(out, "[{index}]"),
+            Segment::Map { key } => write!(out, "{separator}{}", reason::key(key)),
+            Segment::Enum { variant } => write!(out, "{separator}{}", reason::key(variant)),
+            Segment::Unknown => write!(out, "{separator}?"),
+        };
+    }
+    if out.is_empty() { ".".to_owned() } else { out }
 }
 
 fn json_type(value: &serde_json::Value) -> &'static str {
@@ -92,7 +124,7 @@ fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Pars
         "Notification" => {}
         "SubscriptionConfirmation" => return Ok(Parsed::Ignored(Ignored::SnsSubscriptionConfirmation)),
         "UnsubscribeConfirmation" => return Ok(Parsed::Ignored(Ignored::SnsUnsubscribeConfirmation)),
-        other => return Err(ParseError::UnknownSnsType(other.to_owned())),
+        other => return Err(ParseError::UnknownSnsType(Echo::new(other))),
     }
     let envelope = Envelope::Sns(Box::new(SnsEnvelope {
         message_id: top.sns_message_id,
@@ -111,14 +143,14 @@ fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Pars
             let raw: RawMessage<'a> = sonic_rs::from_str(body).map_err(|e| explain(body, "SNS envelope", &e))?;
             keep(raw.message.as_raw_cow(), scratch)
         }
-        MessageField::Other => return Err(ParseError::SnsMessageNotSes("not a string or an object".to_owned())),
+        MessageField::Other => return Err(ParseError::NotSes("SNS Message is not a string or an object".to_owned())),
     };
     let text = trim(text);
     if text == VALIDATION_MESSAGE {
         return Ok(Parsed::Ignored(Ignored::EventDestinationValidated));
     }
     if !text.starts_with('{') {
-        return Err(ParseError::SnsMessageNotSes(excerpt(text)));
+        return Err(ParseError::SnsMessageNotSes(Echo::new(text)));
     }
     record(parse_object(text, "SNS Message")?, text, envelope)
 }
@@ -126,17 +158,17 @@ fn sns<'a>(body: &'a str, top: Body<'a>, scratch: &'a mut String) -> Result<Pars
 fn eventbridge<'a>(top: Body<'a>, scratch: &'a mut String) -> Result<Parsed<'a>, ParseError> {
     let source = top.source.as_deref().unwrap_or_default();
     if source != "aws.ses" {
-        return Err(ParseError::NotSesEventBridge(source.to_owned()));
+        return Err(ParseError::NotSesEventBridge(Echo::new(source)));
     }
     let detail_type = top.detail_type.unwrap_or_default();
     // SES's sending events are all "Email ..."; the bus also carries account
     // and tenant events (advisor, sending status) that are not feedback.
     let about_email = detail_type.starts_with("Email ");
     let not_email =
-        |detail_type: Cow<'_, str>| Ok(Parsed::Ignored(Ignored::EventBridgeNotEmail(detail_type.into_owned())));
+        |detail_type: Cow<'_, str>| Ok(Parsed::Ignored(Ignored::EventBridgeNotEmail(Echo::new(&detail_type))));
     let Some(detail) = top.detail else {
         if about_email {
-            return Err(ParseError::NotSes(format!("EventBridge {detail_type:?} event has no detail")));
+            return Err(ParseError::NotSes(format!("EventBridge {} event has no detail", Echo::new(&detail_type))));
         }
         return not_email(detail_type);
     };
@@ -184,20 +216,16 @@ fn record<'a>(body: Body<'a>, ses_json: &'a str, envelope: Envelope<'a>) -> Resu
         }
         _ => recipients = bare_all(mail.destination),
     }
-    let source_arn = mail.source_arn;
-    let source = mail
-        .source
-        .and_then(address::bare_cow)
-        .or_else(|| mail.common_headers?.from.into_iter().find_map(address::bare_cow))
-        .or_else(|| address_identity(source_arn.as_deref()?))
-        .unwrap_or_default();
+    // Only `mail.source` names the sender routing matches on: without an
+    // address there, the notification is routed with an empty source.
+    let source = mail.source.and_then(address::bare_cow).unwrap_or_default();
 
     Ok(Parsed::Notification(Box::new(Notification {
         kind,
         source,
         message_id: mail.message_id.unwrap_or_default(),
         timestamp: mail.timestamp,
-        source_arn,
+        source_arn: mail.source_arn,
         tags: mail.tags.map(|t| t.0).unwrap_or_default(),
         recipients,
         detail,
@@ -221,7 +249,7 @@ fn kind(body: &Body<'_>) -> Result<Result<Kind, Ignored>, ParseError> {
         return Ok(Ok(kind));
     }
     if let Some(event_type) = event_type {
-        return Err(ParseError::UnknownEventType(event_type.to_owned()));
+        return Err(ParseError::UnknownEventType(Echo::new(event_type)));
     }
     // Some emulators write a placeholder `notificationType`; the payload key
     // then says what the notification is, when exactly one is present.
@@ -234,7 +262,7 @@ fn kind(body: &Body<'_>) -> Result<Result<Kind, Ignored>, ParseError> {
     match (present.next(), present.next(), notification_type) {
         (Some(kind), None, Some(_)) => Ok(Ok(kind)),
         (Some(kind), None, None) if body.mail.is_some() => Ok(Ok(kind)),
-        (_, _, Some(other)) => Err(ParseError::UnknownNotificationType(other.to_owned())),
+        (_, _, Some(other)) => Err(ParseError::UnknownNotificationType(Echo::new(other))),
         _ if body.receipt.is_some() && body.mail.is_some() => Ok(Err(Ignored::InboundMail)),
         _ if body.mail.is_some() => {
             Err(ParseError::NotSes("a mail object without notificationType or eventType".to_owned()))
@@ -249,22 +277,6 @@ fn bare_recipients(list: Vec<Recipient<'_>>) -> Vec<Cow<'_, str>> {
 
 fn bare_all(list: Vec<Cow<'_, str>>) -> Vec<Cow<'_, str>> {
     list.into_iter().filter_map(address::bare_cow).collect()
-}
-
-/// The address of an email-address identity ARN (`...:identity/a@b.test`).
-fn address_identity(arn: &str) -> Option<Cow<'static, str>> {
-    let (_, identity) = arn.rsplit_once(":identity/")?;
-    let addr = address::bare(identity).filter(|_| identity.contains('@'))?;
-    Some(Cow::Owned(addr.into_owned()))
-}
-
-/// The start of a long text, for an error message.
-fn excerpt(text: &str) -> String {
-    const MAX: usize = 60;
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! but not feedback), or a [`ParseError`] naming what could not be understood.
 
 pub mod address;
+pub mod depth;
 mod envelope;
+pub mod reason;
 pub mod ses;
 
 use std::borrow::Cow;
@@ -14,6 +16,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use envelope::parse;
+pub use reason::Echo;
 
 /// What happened to a sent email: one per SES notification or event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -120,8 +123,8 @@ impl fmt::Display for Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification<'a> {
     pub kind: Kind,
-    /// The bare, lowercased sender address (`mail.source`, else `commonHeaders.from`,
-    /// else an address identity in `sourceArn`); empty when there is none.
+    /// The bare, lowercased sender address of `mail.source`; empty when
+    /// `mail.source` is missing or holds no address.
     pub source: Str<'a>,
     /// `mail.messageId`; empty when SES left it out.
     pub message_id: Str<'a>,
@@ -253,8 +256,8 @@ pub enum Ignored {
     SnsUnsubscribeConfirmation,
     /// An inbound-mail `Received` notification from a receipt rule.
     InboundMail,
-    /// An `aws.ses` `EventBridge` event that is not about a sent email.
-    EventBridgeNotEmail(String),
+    /// An `aws.ses` `EventBridge` event that is not about a sent email, with its `detail-type`.
+    EventBridgeNotEmail(Echo),
 }
 
 impl fmt::Display for Ignored {
@@ -266,7 +269,7 @@ impl fmt::Display for Ignored {
             Ignored::SnsUnsubscribeConfirmation => f.write_str("SNS UnsubscribeConfirmation"),
             Ignored::InboundMail => f.write_str("inbound mail Received notification"),
             Ignored::EventBridgeNotEmail(detail_type) => {
-                write!(f, "EventBridge aws.ses event {detail_type:?} is not about a sent email")
+                write!(f, "EventBridge aws.ses event {detail_type} is not about a sent email")
             }
         }
     }
@@ -279,13 +282,18 @@ pub enum Parsed<'a> {
     Ignored(Ignored),
 }
 
-/// Why a body is not understood. The text is meant for the person reading the log.
+/// Why a body is not understood. The text is meant for the person reading the
+/// log: it names the path and the kind of problem, and quotes input only
+/// through [`Echo`] (clipped, addresses masked), never a parser's quote of a
+/// value or an excerpt of the body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("empty body")]
     Empty,
     #[error("body is not UTF-8")]
     NotUtf8,
+    #[error("{what} nests deeper than {max} levels (at byte {at})", max = depth::MAX_DEPTH)]
+    TooDeep { what: &'static str, at: usize },
     #[error("not JSON: {0}")]
     NotJson(String),
     #[error("JSON {0}, not an SES notification")]
@@ -294,18 +302,18 @@ pub enum ParseError {
     NotSes(String),
     #[error("invalid {what} at {path}: {reason}")]
     Invalid { what: &'static str, path: String, reason: String },
-    #[error("unknown SNS message Type {0:?}")]
-    UnknownSnsType(String),
+    #[error("unknown SNS message Type {0}")]
+    UnknownSnsType(Echo),
     #[error("SNS notification has no Message")]
     SnsWithoutMessage,
-    #[error("SNS Message is not SES JSON: {0:?}")]
-    SnsMessageNotSes(String),
-    #[error("EventBridge event from {0:?}, not aws.ses")]
-    NotSesEventBridge(String),
-    #[error("unknown eventType {0:?}")]
-    UnknownEventType(String),
-    #[error("unknown notificationType {0:?}")]
-    UnknownNotificationType(String),
+    #[error("SNS Message is not SES JSON: {0}")]
+    SnsMessageNotSes(Echo),
+    #[error("EventBridge event from {0}, not aws.ses")]
+    NotSesEventBridge(Echo),
+    #[error("unknown eventType {0}")]
+    UnknownEventType(Echo),
+    #[error("unknown notificationType {0}")]
+    UnknownNotificationType(Echo),
     #[error("{0} notification has no mail object")]
     MissingMail(Kind),
 }

@@ -173,8 +173,6 @@ pub struct Mail<'a> {
     pub destination: Vec<Str<'a>>,
     #[serde(borrow)]
     pub tags: Option<Tags<'a>>,
-    #[serde(borrow)]
-    pub common_headers: Option<CommonHeaders<'a>>,
 }
 
 /// `mail.tags`: each name with its values (an array of strings, or leniently
@@ -213,12 +211,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for TagValues<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         one_or_many(deserializer).map(TagValues)
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct CommonHeaders<'a> {
-    #[serde(default, borrow, deserialize_with = "one_or_many")]
-    pub from: Vec<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
