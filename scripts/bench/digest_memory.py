@@ -159,11 +159,18 @@ sinks = ["digest"]
             settled = (held, delivered)
             break
     time.sleep(2)
-    proc.send_signal(signal.SIGTERM)
+    # The signal goes to the daemon, not to time(1), which would die of it
+    # without a report; the peak (VmHWM) is read before the pending digest goes out.
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children", encoding="utf-8") as f:
+        daemon_pid = int(f.read().split()[0])
+    with open(f"/proc/{daemon_pid}/status", encoding="utf-8") as f:
+        held_kb = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
+    os.kill(daemon_pid, signal.SIGTERM)
     proc.wait(timeout=120)
     with open(time_out, encoding="utf-8") as f:
         timing = f.read()
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing).group(1))
+    print(f"peak RSS while held: {held_kb / 1024:.1f} MiB ({held_kb} kB)")
     mails = sorted(glob.glob(os.path.join(a.work, "mail", "*.eml")))
     left = sum(sqs.depth(queue_url).values())
     print(f"held when settled: {settled}")

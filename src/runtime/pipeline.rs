@@ -239,7 +239,8 @@ async fn handle(
         decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == sinks.key(*s))).collect();
     // What the message takes in memory while it waits for a batch: the body,
     // the decoded SNS `Message` and what the batch keeps of it.
-    let held = Held { budget: &ctx.shared.held, kib: (message.body.len() + notification.ses_json.len()) * 2 / 1024 + 1 };
+    let held =
+        Held { budget: &ctx.shared.held, kib: (message.body.len() + notification.ses_json.len()) * 2 / 1024 + 1 };
     let fold = Fold::of(deliver(sinks, origin, item, &pending, permit, held).await);
 
     let Fold { mut delivered, rejected, mut retry } = fold;
@@ -299,7 +300,8 @@ async fn deliver(
         record(name, started, &result);
         (*id, result)
     }));
-    let held_items = join_all(held_ids.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
+    let held_items =
+        join_all(held_ids.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
     let (mut results, held_items) = tokio::join!(direct, held_items);
     let waiting = held_items.iter().filter(|(_, pending)| pending.is_ok()).count();
     // Room in the memory budget first, then the in-flight slot goes back: when

@@ -6,19 +6,25 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::{Run, file_name, fixtures, json_files, read, sample_bodies, samples, sesroute, temp_file};
+use crate::{Run, file_name, fixtures, json_files, read, samples, sesroute, temp_file};
 
 /// The decision keys compared exactly for a body that is feedback.
 const ROUTED_KEYS: [&str; 5] = ["kind", "source", "message_id", "routes", "sinks"];
 
-/// `sesroute route --config config.toml ARGS bodies/NN-....json...` in the samples folder.
-fn route_samples(args: &[&str]) -> Run {
-    let bodies: Vec<String> = sample_bodies().iter().map(|path| format!("bodies/{}", file_name(path))).collect();
-    Run::of(sesroute().current_dir(samples()).args(["route", "--config", "config.toml"]).args(args).args(&bodies))
+/// `sesroute route --config config.toml ARGS bodies/...json...` in a corpus folder.
+fn route_corpus(dir: &Path, args: &[&str]) -> Run {
+    let bodies: Vec<String> =
+        json_files(&dir.join("bodies")).iter().map(|path| format!("bodies/{}", file_name(path))).collect();
+    Run::of(sesroute().current_dir(dir).args(["route", "--config", "config.toml"]).args(args).args(&bodies))
 }
 
-fn expected() -> Vec<Value> {
-    read(&samples().join("expected.jsonl"))
+/// `sesroute route` in the samples folder.
+fn route_samples(args: &[&str]) -> Run {
+    route_corpus(&samples(), args)
+}
+
+fn expected(dir: &Path) -> Vec<Value> {
+    read(&dir.join("expected.jsonl"))
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("expected.jsonl: {e}: {line}")))
         .collect()
@@ -36,12 +42,13 @@ fn assert_not_feedback(decision: &Value, key: &str) {
     assert!(decision.get(other).is_none(), "both {key} and {other}: {decision}");
 }
 
-#[test]
-fn samples_route_as_expected() {
-    let expected = expected();
-    let bodies = sample_bodies();
-    assert_eq!(bodies.len(), 41, "the corpus has 41 bodies");
-    let run = route_samples(&[]);
+/// Routes every body of the corpus in `dir` (`count` of them) and compares
+/// each decision with its line of `expected.jsonl`.
+fn corpus_routes_as_expected(dir: &Path, count: usize, args: &[&str]) {
+    let expected = expected(dir);
+    let bodies = json_files(&dir.join("bodies"));
+    assert_eq!(bodies.len(), count, "the corpus has {count} bodies");
+    let run = route_corpus(dir, args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let decisions = run.decisions();
     assert_eq!(decisions.len(), expected.len(), "{}", run.stdout);
@@ -61,6 +68,18 @@ fn samples_route_as_expected() {
             assert_not_feedback(decision, "error");
         }
     }
+}
+
+#[test]
+fn samples_route_as_expected() {
+    corpus_routes_as_expected(&samples(), 41, &[]);
+}
+
+/// Bodies from public projects' test fixtures (their README names each
+/// one's origin), all arriving on the `feedback` queue.
+#[test]
+fn real_world_bodies_route_as_expected() {
+    corpus_routes_as_expected(&fixtures().join("real-world"), 57, &["--queue", "feedback"]);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod check;
 mod check_sinks;
 mod corpus;
 mod daemon;
+mod hostile;
 mod parser_props;
 mod route_cli;
 mod routing;
