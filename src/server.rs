@@ -101,6 +101,8 @@ impl Health {
                 _ => None,
             })
             .collect();
+        let sinks = inner.sinks.iter().flat_map(Sinks::dead).map(|name| format!("sink {name}: its batcher is dead"));
+        unhealthy.extend(sinks);
         unhealthy.sort();
         unhealthy
     }

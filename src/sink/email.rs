@@ -176,6 +176,11 @@ impl EmailSink {
         }
     }
 
+    /// Whether its digest batcher (if any) still runs.
+    pub fn is_alive(&self) -> bool {
+        self.digest.as_ref().is_none_or(Batcher::is_alive)
+    }
+
     pub fn flush_now(&self) {
         if let Some(digest) = &self.digest {
             digest.hurry();

@@ -226,6 +226,18 @@ impl Sink {
         }
     }
 
+    /// Whether the tasks the sink runs (its batcher) are alive; a sink not
+    /// opened yet has none.
+    pub fn is_alive(&self) -> bool {
+        match self.kind.get() {
+            Some(Kind::Email(sink)) => sink.is_alive(),
+            Some(Kind::S3(sink)) => sink.is_alive(),
+            Some(Kind::Sns(sink)) => sink.is_alive(),
+            Some(Kind::Sqs(sink)) => sink.is_alive(),
+            _ => true,
+        }
+    }
+
     /// Sends what the sink holds now rather than at the end of its window,
     /// and from now on without waiting (at shutdown, or when a reload retires it).
     pub fn flush_now(&self) {
@@ -274,6 +286,11 @@ impl Sinks {
     /// never skips a sink that does not have the message.
     pub fn key(&self, id: crate::route::SinkId) -> &str {
         &self.0[id.0].key
+    }
+
+    /// The names of the sinks whose batcher died.
+    pub fn dead(&self) -> Vec<String> {
+        self.0.iter().filter(|sink| !sink.is_alive()).map(|sink| sink.config.name.clone()).collect()
     }
 
     /// The sinks not open now, by name, with why.

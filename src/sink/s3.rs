@@ -92,6 +92,11 @@ impl S3Sink {
         self.batcher.enqueue(line).await
     }
 
+    /// Whether its batcher still runs.
+    pub fn is_alive(&self) -> bool {
+        self.batcher.is_alive()
+    }
+
     /// Uploads what is waiting now, and from now on without a window.
     pub fn flush_now(&self) {
         self.batcher.hurry();

@@ -39,6 +39,11 @@ impl Outgoing {
 }
 
 impl SnsSink {
+    /// Whether its batcher still runs.
+    pub fn is_alive(&self) -> bool {
+        self.batcher.is_alive()
+    }
+
     /// Fails only outside a tokio runtime; the topic is first reached on delivery.
     pub fn new(aws: &aws_config::SdkConfig, topic_arn: String, subject: Option<String>) -> Result<SnsSink, String> {
         let client = Client::new(aws);

@@ -22,6 +22,11 @@ pub struct SqsSink {
 }
 
 impl SqsSink {
+    /// Whether its batcher still runs.
+    pub fn is_alive(&self) -> bool {
+        self.batcher.is_alive()
+    }
+
     /// Fails only outside a tokio runtime; the queue is first reached on delivery.
     pub fn new(aws: &aws_config::SdkConfig, queue_url: String) -> Result<SqsSink, String> {
         let client = Client::new(aws);

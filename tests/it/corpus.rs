@@ -54,7 +54,7 @@ fn corpus_routes_as_expected(dir: &Path, count: usize, args: &[&str]) {
     assert_eq!(decisions.len(), expected.len(), "{}", run.stdout);
 
     for ((decision, want), body) in decisions.iter().zip(&expected).zip(&bodies) {
-        let file = want["file"].as_str().unwrap();
+        let file = want["file"].as_str().expect("each expectation names its file");
         assert_eq!(file, file_name(body), "expected.jsonl is in file order");
         assert_eq!(decision["input"], format!("bodies/{file}:1"));
         if want.get("kind").is_some() {
