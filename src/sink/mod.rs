@@ -147,6 +147,10 @@ impl Sink {
 
     /// The opened sink, opening it now if it is not yet.
     async fn kind(&self) -> Result<&Kind, SinkError> {
+        // Once open, no lock on the delivery path.
+        if let Some(kind) = self.kind.get() {
+            return Ok(kind);
+        }
         let opened = self.kind.get_or_try_init(|| self.open()).await;
         let mut unopened = self.unopened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match opened {
