@@ -33,7 +33,8 @@ pub fn run(config_path: &Path, log_format: LogFormat) -> ExitCode {
         error!("no [[sources]] in the config: nothing to poll");
         return ExitCode::from(super::exit::INVALID_CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().thread_stack_size(WORKER_STACK).enable_all().build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             error!(error = %e, "cannot start the async runtime");
@@ -42,6 +43,14 @@ pub fn run(config_path: &Path, log_format: LogFormat) -> ExitCode {
     };
     runtime.block_on(serve(config_path, Arc::new(config)))
 }
+
+/// Stack size of the runtime's worker threads, where bodies are parsed.
+///
+/// The parser recurses once per level of nesting, up to
+/// [`crate::notification::depth::MAX_DEPTH`]. Optimised, a level takes a few
+/// hundred bytes; unoptimised (test builds) about 64 KiB, so tokio's default
+/// of 2 MiB would overflow at about 30 levels there.
+pub const WORKER_STACK: usize = 8 * 1024 * 1024;
 
 async fn serve(config_path: &Path, config: Arc<Config>) -> ExitCode {
     let metrics = match crate::metrics::install() {

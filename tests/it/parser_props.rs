@@ -277,3 +277,151 @@ proptest! {
         route_lines("changed.json", &body);
     }
 }
+
+/// How deeply `value` nests objects and arrays (a scalar is 0).
+fn depth_of(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+        Value::Object(entries) => 1 + entries.values().map(depth_of).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A value `levels` deep, built without recursion: arrays and objects as
+/// `shape`'s bits say, level by level from the outside in.
+fn nested(levels: usize, shape: u64) -> Value {
+    let mut value = Value::from("core");
+    for level in 0..levels {
+        value = if shape >> (level % 64) & 1 == 0 {
+            Value::Array(vec![value])
+        } else {
+            let mut entries = Map::new();
+            entries.insert("n".to_owned(), value);
+            Value::Object(entries)
+        };
+    }
+    value
+}
+
+/// A bounce from `dev@dev.example.com` to `count` recipients, each with a
+/// diagnostic code of `field` bytes.
+fn bounce_with(count: usize, field: usize) -> Value {
+    let code = format!("smtp; 550 5.1.1 {}", "x".repeat(field));
+    let recipients: Vec<Value> = (0..count)
+        .map(|i| json!({ "emailAddress": format!("user{i}@example.org"), "status": "5.1.1", "diagnosticCode": code }))
+        .collect();
+    json!({
+        "notificationType": "Bounce",
+        "mail": { "source": "dev@dev.example.com", "messageId": "m-1", "destination": ["x@example.org"] },
+        "bounce": { "bounceType": "Permanent", "bounceSubType": "General", "bouncedRecipients": recipients },
+    })
+}
+
+proptest! {
+    #[test]
+    fn nesting_anywhere_is_routed_as_before_or_refused_for_its_depth(
+        body in any::<Index>(),
+        levels in 0..100_usize,
+        shape in any::<u64>(),
+        inside_message in any::<bool>(),
+    ) {
+        let sample: &Vec<u8> = body.get(&SAMPLE_BODIES);
+        let text = String::from_utf8_lossy(sample).into_owned();
+        let Ok(Value::Object(mut outer)) = serde_json::from_str::<Value>(&text) else {
+            return Ok(());
+        };
+        let extra = nested(levels, shape);
+        // The layer the parser measures on its own: the SNS `Message` text
+        // when it holds JSON and was chosen, else the body.
+        let inner = outer.get("Message").and_then(Value::as_str).and_then(|m| serde_json::from_str::<Value>(m).ok());
+        let layer_depth = if let (true, Some(Value::Object(mut message))) = (inside_message, inner) {
+            message.insert("zzUnknown".to_owned(), extra);
+            let depth = depth_of(&Value::Object(message.clone()));
+            outer.insert("Message".to_owned(), Value::String(Value::Object(message).to_string()));
+            depth
+        } else {
+            outer.insert("zzUnknown".to_owned(), extra);
+            depth_of(&Value::Object(outer.clone()))
+        };
+        let changed = Value::Object(outer).to_string();
+        let (outcome, changed_meaning) = on_worker_stack(|| {
+            let mut scratch = String::new();
+            let outcome = match decide(&SAMPLES_CONFIG, changed.as_bytes(), Some("events"), &mut scratch) {
+                Outcome::Error(reason) => Err(reason.to_string()),
+                other => Ok(format!("{other:?}")),
+            };
+            (outcome, meaning(&changed))
+        });
+        if layer_depth > sesroute::notification::depth::MAX_DEPTH {
+            let reason = outcome.err().unwrap_or_else(|| format!("depth {layer_depth} was accepted"));
+            prop_assert!(reason.contains("nests deeper than 64 levels"), "{reason}");
+        } else {
+            // An unknown field changes nothing, at any depth the limit allows.
+            let original = meaning(&text);
+            if !original.starts_with("error") {
+                prop_assert_eq!(changed_meaning, original);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases.min(24), ..ProptestConfig::default() })]
+
+    #[test]
+    fn thousands_of_recipients_and_long_fields_are_all_read(
+        count in prop_oneof![0..8_usize, 900..2500_usize],
+        field in prop_oneof![0..64_usize, 50_000..200_000_usize],
+        wrapped in any::<bool>(),
+    ) {
+        let record = bounce_with(count, field);
+        let body = if wrapped {
+            json!({ "Type": "Notification", "TopicArn": "arn:aws:sns:eu-west-1:111122223333:ses-bounces", "Message": record.to_string() })
+        } else {
+            record
+        }
+        .to_string();
+        let mut scratch = String::new();
+        match parse(&body, &mut scratch) {
+            Ok(Parsed::Notification(n)) => {
+                let expected = if count == 0 { 1 } else { count };
+                prop_assert_eq!(n.recipients.len(), expected, "bounced recipients, else mail.destination");
+                prop_assert_eq!(n.source.as_ref(), "dev@dev.example.com");
+            }
+            other => return Err(TestCaseError::fail(format!("{count} recipients, {field} bytes: {other:?}"))),
+        }
+        let lines = route_lines("big.json", body.as_bytes());
+        prop_assert_eq!(lines, vec![1]);
+    }
+}
+/// Runs `f` on a thread with the stack of the daemon's workers.
+fn on_worker_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(sesroute::cmd::run::WORKER_STACK)
+            .spawn_scoped(scope, f)
+            .expect("a thread")
+            .join()
+            .expect("no panic")
+    })
+}
+
+/// A body at the nesting limit, with an unknown field nested all the way
+/// down (the parser skips it by recursion), parses on a daemon worker's stack.
+#[test]
+fn a_body_at_the_nesting_limit_parses_on_a_worker_stack() {
+    let limit = sesroute::notification::depth::MAX_DEPTH;
+    let outcomes = on_worker_stack(move || {
+        [0xAAAA_AAAA_AAAA_AAAA_u64, 0, u64::MAX]
+            .into_iter()
+            .map(|shape| {
+                let mut record = bounce_with(1, 10);
+                record["mail"]["zzUnknown"] = nested(limit - 2, shape);
+                let body = record.to_string();
+                let mut scratch = String::new();
+                matches!(parse(&body, &mut scratch), Ok(Parsed::Notification(_)))
+            })
+            .collect::<Vec<bool>>()
+    });
+    assert_eq!(outcomes, [true, true, true]);
+}
