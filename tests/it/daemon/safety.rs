@@ -89,3 +89,71 @@ async fn a_queue_with_a_zero_visibility_timeout_does_not_redeliver_what_is_being
     });
     assert!(warned, "the log says the queue's own timeout was replaced");
 }
+
+/// A webhook whose receiver takes the connection and never answers, so a
+/// message stays in flight as long as the test wants.
+async fn silent_receiver() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            open.push(connection);
+        }
+    });
+    (url, held)
+}
+
+/// A daemon with a 1 s grace period, a 60 s visibility timeout and one
+/// message held by a webhook that never answers.
+async fn daemon_holding_one_message(aws: &Aws, queue: &str) -> (Daemon, tokio::task::JoinHandle<()>) {
+    let (url, receiver) = silent_receiver().await;
+    let mut daemon = Daemon::new();
+    let head = config_head(&aws.endpoint)
+        .replace(&format!("shutdown_grace_secs = {}", super::harness::GRACE_SECS), "shutdown_grace_secs = 1");
+    let source = source("in", queue, "").replace("visibility_timeout_secs = 5", "visibility_timeout_secs = 60");
+    daemon.start(&format!(
+        "{head}{source}\n[sinks.hook]\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout_secs = 60\n\n[[routes]]\nname = \"all\"\nsinks = [\"hook\"]\n"
+    ));
+    aws.send(queue, &read(&samples().join(BOUNCE))).await;
+    eventually("the message to be in flight", Duration::from_secs(15), async || {
+        let depth = aws.depth(queue).await;
+        if depth.in_flight == 1 { Ok(()) } else { Err(format!("{depth:?}")) }
+    })
+    .await;
+    (daemon, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_end_of_the_grace_period_makes_an_unfinished_message_visible_at_once() {
+    let Some(aws) = Aws::connect("grace_end").await else { return };
+    let queue = aws.create_queue("in").await;
+    let (mut daemon, _receiver) = daemon_holding_one_message(&aws, &queue).await;
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "a clean exit after the grace period: {status}");
+    // Its visibility timeout is 60 s: visible now only if it was given back.
+    let depth = aws.depth(&queue).await;
+    assert_eq!((depth.visible, depth.in_flight), (1, 0), "given back to the queue: {depth:?}");
+    let said = daemon.log().iter().any(|l| l["message"] == "shutdown: unfinished, made visible again");
+    assert!(said, "the log says the message was made visible again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_stops_at_once_with_130_and_loses_nothing() {
+    let Some(aws) = Aws::connect("second_signal").await else { return };
+    let queue = aws.create_queue("in").await;
+    let (mut daemon, _receiver) = daemon_holding_one_message(&aws, &queue).await;
+    daemon.signal("TERM");
+    eventually("the first signal to be seen", Duration::from_secs(10), async || {
+        let seen =
+            daemon.log().iter().any(|l| l["message"].as_str().is_some_and(|m| m.starts_with("shutdown requested")));
+        if seen { Ok(()) } else { Err("not logged yet".to_owned()) }
+    })
+    .await;
+    daemon.signal("INT");
+    let status = daemon.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(130), "a second signal exits 130: {status}");
+    let depth = aws.depth(&queue).await;
+    assert_eq!(depth.total(), 1, "still in the queue, back when its visibility timeout ends: {depth:?}");
+}
