@@ -145,7 +145,9 @@ def check_k8s(directory):
     for aname, (file, auth) in auths.items():
         identity = auth["spec"].get("podIdentity", {})
         if identity.get("provider") != "aws" or identity.get("identityOwner") != "workload":
-            finding(f"{file} TriggerAuthentication/{aname}", "expected podIdentity provider aws, identityOwner workload")
+            finding(
+                f"{file} TriggerAuthentication/{aname}", "expected podIdentity provider aws, identityOwner workload"
+            )
 
 
 # --- CloudFormation --------------------------------------------------------------------
@@ -252,7 +254,9 @@ def check_cfn(template_path):
     template = load_template(template_path)
     renderer = Renderer(template)
     config_text = next(
-        renderer.render(r["Properties"]["Value"]) for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"
+        renderer.render(r["Properties"]["Value"])
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SSM::Parameter"
     )
     grace = tomllib.loads(config_text).get("runtime", {}).get("shutdown_grace_secs", 25)
     for logical, resource in template["Resources"].items():

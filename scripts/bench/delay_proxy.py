@@ -10,7 +10,7 @@ delay, like a real network round trip, while staying concurrent.
 GET /_proxy/stats is answered by the proxy itself (not delayed, not forwarded):
 {"time", "cpu", "requests", "by_target", "connections", "max_concurrent",
 "max_concurrent_by_target"} (requests being delayed or forwarded at once, by
-X-Amz-Target action). GET /_proxy/stats?reset-max also starts the maxima afresh.
+SQS action). GET /_proxy/stats?reset-max also starts the maxima afresh.
 
   delay_proxy.py --upstream 127.0.0.1:4566 [--listen 127.0.0.1:0] [--delay-ms 20]
                  [--port-file FILE]
@@ -27,6 +27,12 @@ import os
 import signal
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from emulator_client import TARGET_HEADER
+
+# Header names as parse_headers keeps them: lower case.
+TARGET_KEY = TARGET_HEADER.lower().encode()
 
 
 class Stats:
@@ -87,7 +93,9 @@ def parse_headers(head: bytes) -> tuple[bytes, dict[bytes, bytes]]:
     return lines[0], headers
 
 
-async def read_body(reader: asyncio.StreamReader, headers: dict[bytes, bytes], *, until_eof: bool) -> tuple[bytes, bool]:
+async def read_body(
+    reader: asyncio.StreamReader, headers: dict[bytes, bytes], *, until_eof: bool
+) -> tuple[bytes, bool]:
     """The message body, and whether it came chunked (then it is returned
     de-chunked, and the caller rewrites the framing)."""
     if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
@@ -151,7 +159,8 @@ class Upstream:
             if method == b"HEAD" or status in (204, 304) or 100 <= status < 200:
                 body, chunked = b"", False
             else:
-                no_length = b"content-length" not in headers and b"chunked" not in headers.get(b"transfer-encoding", b"").lower()
+                chunked_response = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+                no_length = b"content-length" not in headers and not chunked_response
                 body, chunked = await read_body(self.reader, headers, until_eof=True)
                 close = close or no_length
                 if no_length:
@@ -164,7 +173,9 @@ class Upstream:
         raise AssertionError("unreachable")
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream_addr: tuple[str, int], delay: float) -> None:
+async def handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream_addr: tuple[str, int], delay: float
+) -> None:
     STATS.connections += 1
     upstream = Upstream(*upstream_addr)
     try:
@@ -190,7 +201,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ups
                 if client_close:
                     return
                 continue
-            target = headers.get(b"x-amz-target", b"").decode(errors="replace").rpartition(".")[2] or f"{method.decode()} {path.decode()}"
+            action = headers.get(TARGET_KEY, b"").decode(errors="replace").rpartition(".")[2]
+            target = action or f"{method.decode()} {path.decode()}"
             STATS.begin(target)
             try:
                 await asyncio.sleep(delay)
@@ -198,7 +210,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ups
                     response = await upstream.exchange(head + body, method)
                 except (OSError, asyncio.IncompleteReadError) as e:
                     msg = f"delay proxy: upstream failed: {e!r}".encode()
-                    response = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg
+                    response = (
+                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg
+                    )
             finally:
                 STATS.end(target)
             writer.write(response)
@@ -226,14 +240,19 @@ async def main_async(a: argparse.Namespace) -> None:
         with open(a.port_file + ".tmp", "w", encoding="ascii") as f:
             f.write(f"{port}\n")
         os.replace(a.port_file + ".tmp", a.port_file)
-    print(f"delay proxy listening on {listen_host}:{port} -> {a.upstream}, delay {a.delay_ms:g} ms", file=sys.stderr, flush=True)
+    print(
+        f"delay proxy listening on {listen_host}:{port} -> {a.upstream}, delay {a.delay_ms:g} ms",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
-    print(f"delay proxy: {STATS.requests} requests forwarded: {json.dumps(STATS.by_target)}", file=sys.stderr, flush=True)
+    forwarded = json.dumps(STATS.by_target)
+    print(f"delay proxy: {STATS.requests} requests forwarded: {forwarded}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

@@ -30,12 +30,8 @@ import time
 import urllib.parse
 import uuid
 
-# fauxqs does not check signatures, but it takes the region from the
-# credential scope of a SigV4-shaped Authorization header.
-AUTHORIZATION = (
-    "AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/sqs/aws4_request, "
-    "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64
-)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from emulator_client import sqs_headers
 
 GOAL_RATE = 1000.0  # notifications per second, direct to fauxqs
 GOAL_CPU_US = 100.0  # daemon CPU per notification
@@ -69,12 +65,7 @@ class Sqs:
 
     def call(self, action: str, payload: dict) -> dict:
         body = json.dumps(payload).encode()
-        headers = {
-            "Content-Type": "application/x-amz-json-1.0",
-            "X-Amz-Target": f"AmazonSQS.{action}",
-            "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-            "Authorization": AUTHORIZATION,
-        }
+        headers = sqs_headers(action)
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -170,7 +161,9 @@ def seed(endpoint: str, queue_url: str, count: int, threads: int, fixtures: str)
                         return
                     start, end = batches[next_batch[0]]
                     next_batch[0] += 1
-                entries = [{"Id": str(i - start), "MessageBody": make_body(templates, i, run_id)} for i in range(start, end)]
+                entries = [
+                    {"Id": str(i - start), "MessageBody": make_body(templates, i, run_id)} for i in range(start, end)
+                ]
                 out = sqs.call("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
                 if out.get("Failed"):
                     with lock:
@@ -366,7 +359,11 @@ def run_daemon(a: argparse.Namespace) -> int:
         "wall_secs": wall,
         "startup_secs": (first_line_at - started) if first_line_at else None,
         "rate": a.expected / wall if drained_at else None,
-        "steady_rate": (a.expected / (drained_at - first_line_at)) if drained_at and first_line_at and drained_at > first_line_at else None,
+        "steady_rate": (
+            a.expected / (drained_at - first_line_at)
+            if drained_at and first_line_at and drained_at > first_line_at
+            else None
+        ),
         "cpu_secs": cpu,
         "cpu_us_per_msg": (cpu * 1e6 / a.expected) if cpu is not None and drained_at else None,
         "cpu_util": (cpu / wall) if cpu is not None else None,
@@ -431,12 +428,10 @@ def run_daemon(a: argparse.Namespace) -> int:
 
 async def _hammer(host: str, port: int, queue_url: str, seconds: float, connections: int) -> tuple[int, list[float]]:
     body = json.dumps({"QueueUrl": queue_url, "AttributeNames": ["ApproximateNumberOfMessages"]}).encode()
-    request = (
-        b"POST / HTTP/1.1\r\nHost: " + f"{host}:{port}".encode() + b"\r\n"
-        b"Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: AmazonSQS.GetQueueAttributes\r\n"
-        b"Authorization: " + AUTHORIZATION.encode() + b"\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
+    # Built once: the loop below only writes it.
+    headers = {"Host": f"{host}:{port}", **sqs_headers("GetQueueAttributes"), "Content-Length": str(len(body))}
+    head = "POST / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    request = head.encode() + body
     stop_at = time.perf_counter() + seconds
     done = 0
     latencies: list[float] = []
@@ -474,7 +469,13 @@ def proxy_check(a: argparse.Namespace) -> int:
     p50 = latencies[len(latencies) // 2] * 1000 if latencies else 0
     p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else 0
     ideal = a.connections / (a.delay_ms / 1000) if a.delay_ms else 0
-    result = {"requests_per_sec": done / elapsed, "p50_ms": p50, "p99_ms": p99, "connections": a.connections, "ideal": ideal}
+    result = {
+        "requests_per_sec": done / elapsed,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "connections": a.connections,
+        "ideal": ideal,
+    }
     if a.result:
         with open(a.result, "w", encoding="utf-8") as f:
             json.dump(result, f)
@@ -517,25 +518,30 @@ def report(a: argparse.Namespace) -> int:
     out = []
     if direct:
         r = direct[0]
-        out.append(f"Direct to fauxqs: {r['expected']:,} notifications, receivers {r['receivers']}, max_in_flight {r['max_in_flight']}, "
-                   f"wait_time_secs 1, SESROUTE_LOG={r['log_level']}")
+        out.append(f"Direct to fauxqs: {r['expected']:,} notifications, receivers {r['receivers']}, "
+                   f"max_in_flight {r['max_in_flight']}, wait_time_secs 1, SESROUTE_LOG={r['log_level']}")
         out.append(f"  {'measure':34} {'result':>14}   {'goal':>14}   verdict")
         rate_ok = r["rate"] >= GOAL_RATE if r["rate"] else False
         cpu_ok = r["cpu_us_per_msg"] <= GOAL_CPU_US if r["cpu_us_per_msg"] is not None else None
         rss_mb = r["vm_hwm_kb"] / 1024 if r["vm_hwm_kb"] else None
         rss_ok = rss_mb <= GOAL_RSS_MB if rss_mb is not None else None
+        lines_ok = r["sink_lines"] == r["expected"] if r["sink_lines"] is not None else None
+        unique = r.get("unique_message_ids")
+        unique_ok = unique == r["expected"] if unique is not None else None
+        cpu_util = fmt(r["cpu_util"] and r["cpu_util"] * 100, ".0f")
         rows = [
             ("wall time, start to drained", fmt(r["wall_secs"], ".2f") + " s", "", ""),
             ("  of which startup to first line", fmt(r["startup_secs"], ".2f") + " s", "", ""),
             ("notifications/s (start to drained)", fmt(r["rate"], ",.0f"), f">= {GOAL_RATE:,.0f}", verdict(rate_ok)),
             ("notifications/s (first line on)", fmt(r["steady_rate"], ",.0f"), "", ""),
-            ("daemon CPU per notification", fmt(r["cpu_us_per_msg"], ".1f") + " us", f"<= {GOAL_CPU_US:.0f} us", verdict(cpu_ok)),
-            ("daemon CPU total / utilisation", f"{fmt(r['cpu_secs'], '.2f')} s / {fmt(r['cpu_util'] and r['cpu_util'] * 100, '.0f')} %", "", ""),
+            ("daemon CPU per notification", fmt(r["cpu_us_per_msg"], ".1f") + " us", f"<= {GOAL_CPU_US:.0f} us",
+             verdict(cpu_ok)),
+            ("daemon CPU total / utilisation", f"{fmt(r['cpu_secs'], '.2f')} s / {cpu_util} %", "", ""),
             ("peak RSS (VmHWM)", fmt(rss_mb, ".1f") + " MB", f"<= {GOAL_RSS_MB:.0f} MB", verdict(rss_ok)),
-            ("sink lines", f"{fmt(r['sink_lines'], ',')}", f"= {r['expected']:,}", verdict(r["sink_lines"] == r["expected"] if r["sink_lines"] is not None else None)),
-            ("distinct message ids in the sink", f"{fmt(r.get('unique_message_ids'), ',')}", f"= {r['expected']:,}",
-             verdict(r.get("unique_message_ids") == r["expected"] if r.get("unique_message_ids") is not None else None)),
-            ("exit status after SIGTERM", f"{r['exit_status']} ({fmt(r['stop_secs'], '.2f')} s)", "0", verdict(r["exit_status"] == 0)),
+            ("sink lines", f"{fmt(r['sink_lines'], ',')}", f"= {r['expected']:,}", verdict(lines_ok)),
+            ("distinct message ids in the sink", f"{fmt(unique, ',')}", f"= {r['expected']:,}", verdict(unique_ok)),
+            ("exit status after SIGTERM", f"{r['exit_status']} ({fmt(r['stop_secs'], '.2f')} s)", "0",
+             verdict(r["exit_status"] == 0)),
             ("warn/error log lines", str(r["warnings"]), "0", verdict(r["warnings"] == 0)),
         ]
         for name, val, goal, v in rows:
@@ -545,8 +551,9 @@ def report(a: argparse.Namespace) -> int:
         out.append("")
         out.append(f"Scaling with receivers, every SQS call delayed {delay:.0f} ms by the proxy "
                    f"({scaled[0]['expected']:,} notifications a round, wait_time_secs 1):")
-        out.append(f"  {'receivers':>9} {'in_flight':>9} {'notif/s':>9} {'steady':>7} {'wall s':>7} {'CPU us/n':>8} {'RSS MB':>7} "
-                   f"{'receives':>8} {'msgs/rcv':>8} {'deletes':>7} {'msgs/del':>8} {'del||':>5} {'proxy CPU':>9} {'exit':>4}")
+        out.append(f"  {'receivers':>9} {'in_flight':>9} {'notif/s':>9} {'steady':>7} {'wall s':>7} {'CPU us/n':>8} "
+                   f"{'RSS MB':>7} {'receives':>8} {'msgs/rcv':>8} {'deletes':>7} {'msgs/del':>8} {'del||':>5} "
+                   f"{'proxy CPU':>9} {'exit':>4}")
         for r in scaled:
             p = r.get("proxy") or {}
             by = p.get("by_target", {})
@@ -556,21 +563,25 @@ def report(a: argparse.Namespace) -> int:
             per_delete = r["expected"] / deletes if deletes else None
             deletes_at_once = p.get("max_concurrent_by_target", {}).get("DeleteMessageBatch")
             out.append(
-                f"  {r['receivers']:>9} {r['max_in_flight']:>9} {fmt(r['rate'], ',.0f'):>9} {fmt(r['steady_rate'], ',.0f'):>7} {fmt(r['wall_secs'], '.2f'):>7} "
+                f"  {r['receivers']:>9} {r['max_in_flight']:>9} {fmt(r['rate'], ',.0f'):>9} "
+                f"{fmt(r['steady_rate'], ',.0f'):>7} {fmt(r['wall_secs'], '.2f'):>7} "
                 f"{fmt(r['cpu_us_per_msg'], '.0f'):>8} {fmt(r['vm_hwm_kb'] and r['vm_hwm_kb'] / 1024, '.1f'):>7} "
-                f"{receives:>8} {fmt(per_receive, '.1f'):>8} {deletes:>7} {fmt(per_delete, '.1f'):>8} {fmt(deletes_at_once, 'd'):>5} "
+                f"{receives:>8} {fmt(per_receive, '.1f'):>8} {deletes:>7} {fmt(per_delete, '.1f'):>8} "
+                f"{fmt(deletes_at_once, 'd'):>5} "
                 f"{fmt(p.get('cpu_util') and p['cpu_util'] * 100, '.0f') + ' %':>9} {str(r['exit_status']):>4}"
             )
         goal_rows = [r for r in scaled if r["receivers"] == GOAL_SCALED_RECEIVERS]
+        goal = f"  goal: >= {GOAL_SCALED_RATE:,.0f} notifications/s with {GOAL_SCALED_RECEIVERS} receivers: "
         if goal_rows:
             r = goal_rows[0]
             ok = bool(r["rate"]) and r["rate"] >= GOAL_SCALED_RATE
-            out.append(f"  goal: >= {GOAL_SCALED_RATE:,.0f} notifications/s with {GOAL_SCALED_RECEIVERS} receivers: "
-                       f"{fmt(r['rate'], ',.0f')} -> {verdict(ok)}")
+            out.append(goal + f"{fmt(r['rate'], ',.0f')} -> {verdict(ok)}")
         else:
-            out.append(f"  goal: >= {GOAL_SCALED_RATE:,.0f} notifications/s with {GOAL_SCALED_RECEIVERS} receivers: not measured")
-        out.append("  notif/s: from the daemon's start until drained (the goal's figure); steady: from the first sink line on;")
-        out.append("  receives/deletes: ReceiveMessage/DeleteMessageBatch calls; msgs/rcv, msgs/del: notifications per call;")
+            out.append(goal + "not measured")
+        out.append("  notif/s: from the daemon's start until drained (the goal's figure); "
+                   "steady: from the first sink line on;")
+        out.append("  receives/deletes: ReceiveMessage/DeleteMessageBatch calls; "
+                   "msgs/rcv, msgs/del: notifications per call;")
         out.append("  del||: most DeleteMessageBatch calls in flight at once; proxy CPU: the proxy's CPU / wall time")
         other = {}
         for r in scaled:
@@ -578,11 +589,12 @@ def report(a: argparse.Namespace) -> int:
                 if k not in ("ReceiveMessage", "DeleteMessageBatch"):
                     other[k] = other.get(k, 0) + v
         if other:
-            out.append("  other calls through the proxy (all rounds): " + ", ".join(f"{k} {v}" for k, v in sorted(other.items())))
+            calls = ", ".join(f"{k} {v}" for k, v in sorted(other.items()))
+            out.append(f"  other calls through the proxy (all rounds): {calls}")
     if check:
         out.append(f"  proxy capacity (GetQueueAttributes, {check['connections']} connections): "
-                   f"{check['requests_per_sec']:,.0f} requests/s, p50 {check['p50_ms']:.1f} ms, p99 {check['p99_ms']:.1f} ms "
-                   f"(ideal {check['ideal']:,.0f}/s)")
+                   f"{check['requests_per_sec']:,.0f} requests/s, p50 {check['p50_ms']:.1f} ms, "
+                   f"p99 {check['p99_ms']:.1f} ms (ideal {check['ideal']:,.0f}/s)")
     print("\n".join(out))
     failed = [
         r

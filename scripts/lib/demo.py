@@ -13,33 +13,17 @@ import os
 import re
 import sys
 import time
-import urllib.parse
-import urllib.request
+
+import emulator_client
+from emulator_client import s3, sqs
 
 QUEUES = {"feedback": "demo-ses-feedback", "events": "demo-ses-events"}
-# fauxqs reads the region from the signature; it does not check the signature.
-AUTH = "AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
-
-
-def post(endpoint, data, headers):
-    request = urllib.request.Request(endpoint, data=data, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read().decode()
-
-
-def sqs(endpoint, action, body):
-    headers = {
-        "X-Amz-Target": f"AmazonSQS.{action}",
-        "Content-Type": "application/x-amz-json-1.0",
-        "Authorization": AUTH.format(service="sqs"),
-    }
-    text = post(endpoint, json.dumps(body).encode(), headers)
-    return json.loads(text) if text else {}
+BUCKET = "demo-ses-archive"
 
 
 def sns(endpoint, params):
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": AUTH.format(service="sns")}
-    text = post(endpoint, urllib.parse.urlencode({**params, "Version": "2010-03-31"}).encode(), headers)
+    """The call's TopicArn, or its whole answer when it has none."""
+    text = emulator_client.sns(endpoint, params)
     start = text.index("<TopicArn>") + len("<TopicArn>") if "<TopicArn>" in text else -1
     return text[start : text.index("</TopicArn>")] if start >= 0 else text
 
@@ -48,22 +32,13 @@ def topic_arn(name):
     return f"arn:aws:sns:us-east-1:000000000000:{name}"
 
 
-BUCKET = "demo-ses-archive"
-
-
-def s3(endpoint, path, method="GET"):
-    headers = {"Authorization": AUTH.format(service="s3")}
-    request = urllib.request.Request(f"{endpoint}/{path}", method=method, headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read()
-
-
 def setup(endpoint):
     s3(endpoint, BUCKET, method="PUT")
     print(f"  archive  bucket {BUCKET}")
     for source, name in QUEUES.items():
         url = sqs(endpoint, "CreateQueue", {"QueueName": name, "Attributes": {"VisibilityTimeout": "30"}})["QueueUrl"]
-        arn = sqs(endpoint, "GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["QueueArn"]})["Attributes"]["QueueArn"]
+        attributes = sqs(endpoint, "GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["QueueArn"]})
+        arn = attributes["Attributes"]["QueueArn"]
         topic = sns(endpoint, {"Action": "CreateTopic", "Name": name})
         params = {"Action": "Subscribe", "TopicArn": topic, "Protocol": "sqs", "Endpoint": arn}
         if source == "events":
@@ -96,32 +71,48 @@ def bounce(kind, subtype, recipient):
     }
 
 
+def complaint(recipient, feedback_type):
+    return {"complainedRecipients": [{"emailAddress": recipient}], "complaintFeedbackType": feedback_type}
+
+
+def delivery(recipient):
+    return {"recipients": [recipient], "smtpResponse": "250 OK"}
+
+
+def identity(kind, source, message_id, recipient, detail):
+    """An identity notification: through the feedback topic (SNS envelope)."""
+    return "feedback", {"notificationType": kind, "mail": mail(source, message_id, [recipient]), kind.lower(): detail}
+
+
+def event(kind, message_id, recipient, detail):
+    """A configuration-set event of the marketing sender: through the events topic."""
+    tags = {"ses:configuration-set": ["marketing-weekly"], "campaign": ["black-friday"]}
+    sent = mail("news@marketing.acme.test", message_id, [recipient], tags)
+    return "events", {"eventType": kind, "mail": sent, kind.lower(): detail}
+
+
 def notifications():
-    """(where, SES JSON) pairs: identity notifications go through the feedback
-    topic (SNS envelope), configuration-set events through the events topic."""
-    marketing = {"ses:configuration-set": ["marketing-weekly"], "campaign": ["black-friday"]}
-    yield "feedback", {"notificationType": "Bounce", "mail": mail("ci@dev.acme.test", "demo-dev-1", ["nobody@example.net"]),
-                       "bounce": bounce("Permanent", "NoEmail", "nobody@example.net")}
-    yield "feedback", {"notificationType": "Complaint", "mail": mail("Build Bot <build@dev.acme.test>", "demo-dev-2", ["qa-lead@example.org"]),
-                       "complaint": {"complainedRecipients": [{"emailAddress": "qa-lead@example.org"}], "complaintFeedbackType": "abuse"}}
-    yield "feedback", {"notificationType": "Bounce", "mail": mail("release@staging.acme.test", "demo-staging-1", ["tester@example.org"]),
-                       "bounce": bounce("Transient", "MailboxFull", "tester@example.org")}
-    yield "feedback", {"notificationType": "Delivery", "mail": mail("smoke@staging.acme.test", "demo-staging-2", ["tester@example.org"]),
-                       "delivery": {"recipients": ["tester@example.org"], "smtpResponse": "250 OK"}}
-    yield "feedback", {"notificationType": "Bounce", "mail": mail("billing@acme.test", "demo-prod-1", ["jane@customer.test"]),
-                       "bounce": bounce("Permanent", "General", "jane@customer.test")}
-    yield "feedback", {"notificationType": "Complaint", "mail": mail("\"Acme Receipts\" <receipts@acme.test>", "demo-prod-2", ["li@customer.test"]),
-                       "complaint": {"complainedRecipients": [{"emailAddress": "li@customer.test"}], "complaintFeedbackType": "fraud"}}
-    yield "feedback", {"notificationType": "Delivery", "mail": mail("alerts@acme.test", "demo-prod-3", ["ops@customer.test"]),
-                       "delivery": {"recipients": ["ops@customer.test"], "smtpResponse": "250 OK"}}
-    yield "events", {"eventType": "Open", "mail": mail("news@marketing.acme.test", "demo-marketing-1", ["reader@example.net"], marketing),
-                     "open": {"ipAddress": "192.0.2.1", "timestamp": "2025-11-24T11:00:00.000Z", "userAgent": "Mail"}}
-    yield "events", {"eventType": "Click", "mail": mail("news@marketing.acme.test", "demo-marketing-2", ["reader@example.net"], marketing),
-                     "click": {"ipAddress": "192.0.2.1", "link": "https://acme.test/sale", "linkTags": {"cta": ["sale"]}}}
-    yield "events", {"eventType": "Subscription", "mail": mail("news@marketing.acme.test", "demo-marketing-3", ["reader@example.net"], marketing),
-                     "subscription": {"contactList": "readers", "source": "UnsubscribeHeader"}}
-    yield "events", {"eventType": "Bounce", "mail": mail("news@marketing.acme.test", "demo-marketing-4", ["gone@example.net"], marketing),
-                     "bounce": bounce("Permanent", "General", "gone@example.net")}
+    """(where, SES JSON) pairs."""
+    yield identity("Bounce", "ci@dev.acme.test", "demo-dev-1", "nobody@example.net",
+                   bounce("Permanent", "NoEmail", "nobody@example.net"))
+    yield identity("Complaint", "Build Bot <build@dev.acme.test>", "demo-dev-2", "qa-lead@example.org",
+                   complaint("qa-lead@example.org", "abuse"))
+    yield identity("Bounce", "release@staging.acme.test", "demo-staging-1", "tester@example.org",
+                   bounce("Transient", "MailboxFull", "tester@example.org"))
+    yield identity("Delivery", "smoke@staging.acme.test", "demo-staging-2", "tester@example.org",
+                   delivery("tester@example.org"))
+    yield identity("Bounce", "billing@acme.test", "demo-prod-1", "jane@customer.test",
+                   bounce("Permanent", "General", "jane@customer.test"))
+    yield identity("Complaint", "\"Acme Receipts\" <receipts@acme.test>", "demo-prod-2", "li@customer.test",
+                   complaint("li@customer.test", "fraud"))
+    yield identity("Delivery", "alerts@acme.test", "demo-prod-3", "ops@customer.test", delivery("ops@customer.test"))
+    yield event("Open", "demo-marketing-1", "reader@example.net",
+                {"ipAddress": "192.0.2.1", "timestamp": "2025-11-24T11:00:00.000Z", "userAgent": "Mail"})
+    yield event("Click", "demo-marketing-2", "reader@example.net",
+                {"ipAddress": "192.0.2.1", "link": "https://acme.test/sale", "linkTags": {"cta": ["sale"]}})
+    yield event("Subscription", "demo-marketing-3", "reader@example.net",
+                {"contactList": "readers", "source": "UnsubscribeHeader"})
+    yield event("Bounce", "demo-marketing-4", "gone@example.net", bounce("Permanent", "General", "gone@example.net"))
 
 
 def publish(endpoint):
@@ -156,6 +147,11 @@ def wait(endpoint, timeout=60):
     sys.exit("demo: the queues did not drain within a minute; see target/demo/sesroute.log")
 
 
+def header(headers, name):
+    found = re.search(rf"^{name}: (.*)$", headers, re.M | re.I)
+    return found[1].strip() if found else ""
+
+
 def report(endpoint):
     print(f"\n{'sink':18} {'kind':14} {'source':28} {'message id':18} routes")
     for path in sorted(glob.glob("target/demo/*.jsonl")):
@@ -166,14 +162,14 @@ def report(endpoint):
                 if entry.get("dead_letter"):
                     print(f"{sink:18} {'(dead letter)':14} {entry.get('reason', '')[:60]}")
                     continue
-                print(f"{sink:18} {entry['kind']:14} {entry['source']:28} {entry['message_id']:18} {','.join(entry['routes'])}")
+                routes = ",".join(entry["routes"])
+                print(f"{sink:18} {entry['kind']:14} {entry['source']:28} {entry['message_id']:18} {routes}")
 
     print("\nemails received by the local SMTP server (target/demo/mail/):")
     for path in sorted(glob.glob("target/demo/mail/*.eml"), key=lambda p: int(os.path.basename(p).split(".")[0])):
         with open(path, encoding="utf-8", errors="replace") as eml:
             headers = eml.read().split("\n\n", 1)[0]
-        field = lambda name: (re.search(rf"^{name}: (.*)$", headers, re.M | re.I) or [None, ""])[1].strip()
-        print(f"  {os.path.basename(path)}  To: {field('To')}  Subject: {field('Subject')}")
+        print(f"  {os.path.basename(path)}  To: {header(headers, 'To')}  Subject: {header(headers, 'Subject')}")
 
     listing = s3(endpoint, f"{BUCKET}?list-type=2").decode()
     print(f"\nS3 archive (s3://{BUCKET}/):")
