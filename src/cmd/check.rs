@@ -50,26 +50,13 @@ fn describe(route: &Route) -> String {
     }
     let m = &route.matcher;
     let mut parts = Vec::new();
-    let keys = [
-        ("source", &m.source),
-        ("bounce_type", &m.bounce_type),
-        ("bounce_subtype", &m.bounce_subtype),
-        ("complaint_type", &m.complaint_type),
-        ("identity", &m.identity),
-        ("configuration_set", &m.configuration_set),
-        ("recipient", &m.recipient),
-        ("queue", &m.queue),
-        ("topic", &m.topic),
-    ];
     if let Some(kinds) = m.kind {
         let names: Vec<&str> =
             crate::notification::Kind::ALL.iter().filter(|k| kinds.contains(**k)).map(|k| k.as_str()).collect();
         parts.push(format!("kind={}", names.join("|")));
     }
-    for (key, patterns) in keys {
-        if let Some(p) = patterns {
-            parts.push(format!("{key}={p}"));
-        }
+    for (key, p) in m.keys() {
+        parts.push(format!("{}={p}", key.name()));
     }
     for (name, p) in &m.tags {
         parts.push(format!("tags.{name}={p}"));

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+
+use crate::route::Key;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -237,31 +240,66 @@ pub struct RawRoute {
 }
 
 /// Every key is a list of patterns (a lone string is a list of one).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RawMatch {
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub source: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
     pub kind: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub bounce_type: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub bounce_subtype: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub complaint_type: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub identity: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub configuration_set: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub recipient: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub queue: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "opt_one_or_many")]
-    pub topic: Option<Vec<String>>,
-    #[serde(default)]
+    /// The pattern keys, in the order written.
+    pub keys: Vec<(Key, Vec<String>)>,
     pub tags: BTreeMap<String, OneOrMany>,
+}
+
+impl RawMatch {
+    /// Every key a `match` table may hold, as unknown-key errors list them.
+    const FIELDS: [&str; Key::ALL.len() + 2] = {
+        let mut names = [""; Key::ALL.len() + 2];
+        names[0] = Key::ALL[0].name();
+        names[1] = "kind";
+        let mut i = 1;
+        while i < Key::ALL.len() {
+            names[i + 1] = Key::ALL[i].name();
+            i += 1;
+        }
+        names[Key::ALL.len() + 1] = "tags";
+        names
+    };
+}
+
+impl<'de> Deserialize<'de> for RawMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Table;
+        impl<'de> Visitor<'de> for Table {
+            type Value = RawMatch;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of match keys")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMatch, A::Error> {
+                let mut raw = RawMatch::default();
+                let mut tags = None;
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        "kind" if raw.kind.is_some() => return Err(A::Error::duplicate_field("kind")),
+                        "kind" => raw.kind = Some(map.next_value::<OneOrMany>()?.into()),
+                        "tags" if tags.is_some() => return Err(A::Error::duplicate_field("tags")),
+                        "tags" => tags = Some(map.next_value()?),
+                        other => {
+                            let Some(key) = Key::from_name(other) else {
+                                return Err(A::Error::unknown_field(other, &RawMatch::FIELDS));
+                            };
+                            if raw.keys.iter().any(|(k, _)| *k == key) {
+                                return Err(A::Error::duplicate_field(key.name()));
+                            }
+                            raw.keys.push((key, map.next_value::<OneOrMany>()?.into()));
+                        }
+                    }
+                }
+                raw.tags = tags.unwrap_or_default();
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(Table)
+    }
 }
 
 /// A list of strings, or one string.
@@ -283,8 +321,4 @@ impl From<OneOrMany> for Vec<String> {
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     OneOrMany::deserialize(d).map(Into::into)
-}
-
-fn opt_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    one_or_many(d).map(Some)
 }

@@ -550,19 +550,12 @@ fn patterns(issues: &mut Issues, key: &str, patterns: Option<Vec<String>>) -> Op
 
 fn matcher(issues: &mut Issues, key: &str, raw: RawMatch) -> Matcher {
     let mut list = |name: &str, list: Option<Vec<String>>| patterns(issues, &format!("{key}.{name}"), list);
-    let mut m = Matcher {
-        source: list("source", raw.source),
-        kind: None,
-        bounce_type: list("bounce_type", raw.bounce_type),
-        bounce_subtype: list("bounce_subtype", raw.bounce_subtype),
-        complaint_type: list("complaint_type", raw.complaint_type),
-        identity: list("identity", raw.identity),
-        configuration_set: list("configuration_set", raw.configuration_set),
-        recipient: list("recipient", raw.recipient),
-        queue: list("queue", raw.queue),
-        topic: list("topic", raw.topic),
-        tags: Vec::new(),
-    };
+    let mut m = Matcher::default();
+    for (k, values) in raw.keys {
+        if let Some(p) = list(k.name(), Some(values)) {
+            m.set(k, p);
+        }
+    }
     for (name, values) in raw.tags {
         if let Some(p) = list(&format!("tags.{name}"), Some(values.into())) {
             m.tags.push((name, p));

@@ -6,6 +6,7 @@
 
 use wildmatch::WildMatch;
 
+use super::Key;
 use crate::notification::{Kind, Notification};
 
 /// One compiled pattern.
@@ -135,39 +136,30 @@ impl KindSet {
 /// whose field the notification lacks does not hold.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
-    pub source: Option<Patterns>,
     pub kind: Option<KindSet>,
-    pub bounce_type: Option<Patterns>,
-    pub bounce_subtype: Option<Patterns>,
-    pub complaint_type: Option<Patterns>,
-    pub identity: Option<Patterns>,
-    pub configuration_set: Option<Patterns>,
-    pub recipient: Option<Patterns>,
-    pub queue: Option<Patterns>,
-    pub topic: Option<Patterns>,
+    /// The pattern keys present, each once, in [`Key`] order.
+    keys: Vec<(Key, Patterns)>,
     /// Tag name (compared exactly) and the patterns for its values.
     pub tags: Vec<(String, Patterns)>,
 }
 
 impl Matcher {
+    /// Adds `key`'s patterns; a key given again replaces its patterns.
+    pub fn set(&mut self, key: Key, patterns: Patterns) {
+        match self.keys.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(at) => self.keys[at].1 = patterns,
+            Err(at) => self.keys.insert(at, (key, patterns)),
+        }
+    }
+
+    /// The pattern keys present, in [`Key`] order.
+    pub fn keys(&self) -> impl Iterator<Item = (Key, &Patterns)> {
+        self.keys.iter().map(|(key, patterns)| (*key, patterns))
+    }
+
     pub fn is_match(&self, n: &Notification<'_>, queue: Option<&str>) -> bool {
-        fn holds(patterns: Option<&Patterns>, value: Option<&str>) -> bool {
-            patterns.is_none_or(|p| value.is_some_and(|v| p.is_match(v)))
-        }
-        fn holds_any<'v>(patterns: Option<&Patterns>, values: Option<impl IntoIterator<Item = &'v str>>) -> bool {
-            patterns.is_none_or(|p| values.is_some_and(|v| p.any_match(v)))
-        }
-        let source = (!n.source.is_empty()).then_some(n.source.as_ref());
         self.kind.is_none_or(|set| set.contains(n.kind))
-            && holds(self.source.as_ref(), source)
-            && holds(self.bounce_type.as_ref(), n.detail.bounce_type.as_deref())
-            && holds(self.bounce_subtype.as_ref(), n.detail.bounce_subtype.as_deref())
-            && holds(self.complaint_type.as_ref(), n.detail.complaint_type.as_deref())
-            && holds(self.identity.as_ref(), n.source_arn.as_deref())
-            && holds(self.queue.as_ref(), queue)
-            && holds(self.topic.as_ref(), n.topic_arn())
-            && holds_any(self.configuration_set.as_ref(), n.configuration_set().map(|v| v.iter().map(AsRef::as_ref)))
-            && holds_any(self.recipient.as_ref(), Some(n.recipients.iter().map(AsRef::as_ref)))
+            && self.keys.iter().all(|(key, patterns)| key.holds(patterns, n, queue))
             && self
                 .tags
                 .iter()
@@ -176,17 +168,7 @@ impl Matcher {
 
     /// Whether the matcher holds for every notification, whatever its fields.
     pub fn matches_everything(&self) -> bool {
-        self.kind.is_none_or(|set| set == KindSet::ALL)
-            && self.source.is_none()
-            && self.bounce_type.is_none()
-            && self.bounce_subtype.is_none()
-            && self.complaint_type.is_none()
-            && self.identity.is_none()
-            && self.configuration_set.is_none()
-            && self.recipient.is_none()
-            && self.queue.is_none()
-            && self.topic.is_none()
-            && self.tags.is_empty()
+        self.kind.is_none_or(|set| set == KindSet::ALL) && self.keys.is_empty() && self.tags.is_empty()
     }
 }
 

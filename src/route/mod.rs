@@ -3,8 +3,10 @@
 //! Built once from the validated config; routing a notification only runs
 //! precompiled matchers and collects sink ids, each once, in route order.
 
+pub mod key;
 pub mod matcher;
 
+pub use key::Key;
 pub use matcher::{KindSet, Matcher, Pattern, Patterns};
 
 use crate::notification::Notification;
