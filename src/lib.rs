@@ -5,6 +5,8 @@
 //! that put the stages together. [`config`] turns the TOML file into the
 //! validated types every stage runs on.
 
+pub mod aws;
+pub mod batch;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -16,3 +18,6 @@ pub mod server;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod text;

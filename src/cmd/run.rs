@@ -60,7 +60,7 @@ async fn serve(config_path: &Path, config: Arc<Config>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let aws = aws_sdk_config(&config.aws).await;
+    let aws = crate::aws::sdk_config(&config.aws).await;
     let sinks = open_sinks(&config, &aws).await;
     let shutdown = CancellationToken::new();
     let health = Arc::new(Health::default());
@@ -140,29 +140,6 @@ async fn open_sinks(config: &Config, aws: &aws_config::SdkConfig) -> Sinks {
         );
     }
     sinks
-}
-
-/// The SDK configuration: the default credential chain, the config's region
-/// and endpoint, and the SDK's standard retries (exponential backoff with jitter).
-pub async fn aws_sdk_config(aws: &config::Aws) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
-        // No call may hang a delivery forever; an attempt outlasts the longest
-        // long poll (20 s) with room to spare.
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .operation_attempt_timeout(std::time::Duration::from_secs(30))
-                .operation_timeout(std::time::Duration::from_secs(90))
-                .build(),
-        );
-    if let Some(region) = &aws.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &aws.endpoint_url {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
 }
 
 /// Fires `shutdown` on the first SIGTERM or SIGINT; a second one ends the

@@ -141,10 +141,13 @@ impl EmailSink {
                     max_flushes: 1,
                     queue: 2 * DIGEST_MAX_ITEMS,
                 };
-                Some(Batcher::spawn(options, move |reports: Vec<Report>| {
-                    let mailer = Arc::clone(&mailer);
-                    async move { mailer.send_digest(reports).await }
-                })?)
+                Some(
+                    Batcher::spawn(options, move |reports: Vec<Report>| {
+                        let mailer = Arc::clone(&mailer);
+                        async move { mailer.send_digest(reports).await }
+                    })
+                    .map_err(|e| e.to_string())?,
+                )
             }
         };
         Ok(EmailSink { mailer, digest })

@@ -172,8 +172,8 @@ impl Shared {
 mod tests {
     use std::borrow::Cow;
 
-    use super::super::batch::testing::{BOUNCE_JSON, bounce};
     use super::*;
+    use crate::testing::{BOUNCE_JSON, bounce};
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
 

@@ -66,8 +66,8 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
-    use super::super::batch::testing::{BOUNCE_JSON, bounce};
     use super::*;
+    use crate::testing::{BOUNCE_JSON, bounce};
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
 

@@ -5,7 +5,6 @@
 //! again can help (retryable) or not (permanent); the runtime folds those
 //! results into the message's outcome.
 
-mod batch;
 mod email;
 mod file;
 mod log;
@@ -22,7 +21,12 @@ use std::time::Duration;
 use crate::config::{Config, SinkKind};
 use crate::notification::Notification;
 
-pub use batch::{Batcher, Options as BatchOptions, Pending};
+pub use crate::batch::Options as BatchOptions;
+
+/// A batcher whose items are deliveries.
+pub type Batcher<T, R> = crate::batch::Batcher<T, R, SinkError>;
+/// A delivery's answer, once its batch went out.
+pub type Pending<R> = crate::batch::Pending<R, SinkError>;
 
 /// What is handed to a sink: a routed notification, or a body sent to the
 /// dead-letter sink because it could not be understood or was rejected.
@@ -63,6 +67,13 @@ pub enum SinkError {
     /// try again later, not before `retry_after`.
     #[error("{reason} (will retry in {} s at the earliest)", retry_after.as_secs())]
     Throttled { reason: String, retry_after: Duration },
+}
+
+/// The batcher lost track of the delivery: nothing says it was made.
+impl From<crate::batch::BatchError> for SinkError {
+    fn from(error: crate::batch::BatchError) -> SinkError {
+        SinkError::Retryable(error.to_string())
+    }
 }
 
 impl SinkError {

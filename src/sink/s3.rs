@@ -18,8 +18,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tracing::info;
 
-use super::batch::{Batcher, Options, aws_error};
-use super::{Item, Origin, Pending, RateLimit, SinkError, file};
+use super::{Batcher, Item, Origin, Pending, RateLimit, SinkError, file};
+use crate::aws::aws_error;
+use crate::batch::Options;
 use crate::config::S3;
 use crate::metrics::AWS_ERRORS;
 
@@ -75,7 +76,8 @@ impl S3Sink {
             // Every upload busy and the next batch filling: beyond that, deliveries wait.
             queue: options.batch_max.saturating_mul(MAX_UPLOADS + 1),
         };
-        let batcher = Batcher::spawn(batching, move |lines| Arc::clone(&archive).store(lines))?;
+        let batcher =
+            Batcher::spawn(batching, move |lines| Arc::clone(&archive).store(lines)).map_err(|e| e.to_string())?;
         Ok(S3Sink { batcher })
     }
 
@@ -181,8 +183,8 @@ mod tests {
     use aws_sdk_s3::operation::put_object::PutObjectError;
     use flate2::read::GzDecoder;
 
-    use super::super::batch::testing::{BOUNCE_JSON, aws_config, bounce};
     use super::*;
+    use crate::testing::{BOUNCE_JSON, aws_config, bounce};
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
 

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use super::batch::{
-    Batcher, Failure, MAX_BATCH_BYTES, Message, Options, aws_error, build_error, entry_results, is_fifo, one_by_one,
-    split_by_size,
-};
-use super::{Item, Origin, SinkError};
+use super::{Batcher, Item, Origin, SinkError};
+use crate::aws::{Failure, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
+use crate::batch::{Options, split_by_size};
 
 const OPERATION: &str = "SNS PublishBatch";
 const SINGLE_OPERATION: &str = "SNS Publish";
@@ -50,7 +48,8 @@ impl SnsSink {
         let fifo = is_fifo(&topic_arn);
         let topic: Arc<str> = topic_arn.into();
         let batcher =
-            Batcher::spawn(Options::AWS, move |batch| publish(client.clone(), Arc::clone(&topic), fifo, batch))?;
+            Batcher::spawn(Options::AWS, move |batch| publish(client.clone(), Arc::clone(&topic), fifo, batch))
+                .map_err(|e| e.to_string())?;
         Ok(SnsSink { subject, batcher })
     }
 
@@ -166,10 +165,10 @@ fn entry(index: usize, outgoing: Outgoing, fifo: bool) -> Result<PublishBatchReq
 mod tests {
     use aws_sdk_sns::types::PublishBatchRequestEntry;
 
-    use super::super::batch::testing::{
+    use super::*;
+    use crate::testing::{
         BOUNCE_JSON, attributes, aws_config, aws_endpoint, bounce, create_queue, receive, unique_name,
     };
-    use super::*;
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
 
@@ -279,7 +278,7 @@ mod tests {
 
         let complaint_json = BOUNCE_JSON.replace("Bounce", "Complaint");
         let bounce = bounce(BOUNCE_JSON);
-        let mut complaint = super::super::batch::testing::bounce(&complaint_json);
+        let mut complaint = crate::testing::bounce(&complaint_json);
         complaint.kind = crate::notification::Kind::Complaint;
         let (a, b, c) = tokio::join!(
             sink.deliver(ORIGIN, Item::Notification { notification: &bounce, routes: &["dev", "all"] }),

@@ -7,11 +7,9 @@ use std::sync::Arc;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry, SendMessageBatchResultEntry};
 
-use super::batch::{
-    Batcher, Failure, MAX_BATCH_BYTES, Message, Options, aws_error, build_error, entry_results, is_fifo, one_by_one,
-    split_by_size,
-};
-use super::{Item, Origin, SinkError};
+use super::{Batcher, Item, Origin, SinkError};
+use crate::aws::{Failure, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
+use crate::batch::{Options, split_by_size};
 
 const OPERATION: &str = "SQS SendMessageBatch";
 const SINGLE_OPERATION: &str = "SQS SendMessage";
@@ -32,7 +30,8 @@ impl SqsSink {
         let client = Client::new(aws);
         let fifo = is_fifo(&queue_url);
         let queue: Arc<str> = queue_url.into();
-        let batcher = Batcher::spawn(Options::AWS, move |batch| send(client.clone(), Arc::clone(&queue), fifo, batch))?;
+        let batcher = Batcher::spawn(Options::AWS, move |batch| send(client.clone(), Arc::clone(&queue), fifo, batch))
+            .map_err(|e| e.to_string())?;
         Ok(SqsSink { batcher })
     }
 
@@ -109,10 +108,10 @@ fn entry(index: usize, message: Message, fifo: bool) -> Result<SendMessageBatchR
 
 #[cfg(test)]
 mod tests {
-    use super::super::batch::testing::{
+    use super::*;
+    use crate::testing::{
         BOUNCE_JSON, attributes, aws_config, aws_endpoint, bounce, create_queue, receive, unique_name,
     };
-    use super::*;
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
 

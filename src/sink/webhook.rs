@@ -39,7 +39,6 @@
 //! SQS at once, with its backoff, and the refusal is counted and logged. Errors and logs name the URL's host only: the path of a
 //! Slack URL is its token.
 
-use std::error::Error;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +53,7 @@ use super::report::{Report, clip};
 use super::{Item, Origin, RateLimit, SinkError};
 use crate::config::{Secret, Webhook, WebhookFormat};
 use crate::metrics::REFUSALS;
+use crate::text::chain;
 
 const SIGNATURE_HEADER: &str = "x-sesroute-signature";
 const TIMESTAMP_HEADER: &str = "x-sesroute-timestamp";
@@ -308,18 +308,6 @@ async fn answer(mut response: Response) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     clip(&line, MAX_ANSWER_CHARS)
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 mod slack {
@@ -713,8 +701,8 @@ mod tests {
     use axum::http::{HeaderMap, HeaderName, HeaderValue};
     use axum::response::{IntoResponse, Response as AxumResponse};
 
-    use super::super::batch::testing::{BOUNCE_JSON, bounce};
     use super::*;
+    use crate::testing::{BOUNCE_JSON, bounce};
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
 

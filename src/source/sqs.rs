@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::aws::describe;
+use crate::batch::{self, BatchError, Batcher};
 use crate::config::Source;
-use crate::sink::{BatchOptions, Batcher, SinkError};
 
 /// SQS returns at most this many messages per receive (and per batch delete).
 pub const MAX_BATCH: usize = 10;
@@ -44,6 +44,15 @@ pub struct Received {
     pub permit: Option<OwnedSemaphorePermit>,
 }
 
+/// Why a message was not deleted: SQS refused it, or its batch was lost.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeleteError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+}
+
 /// A queue, shared by its receive loops and its pipeline tasks.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -55,7 +64,7 @@ pub struct Queue {
     in_flight: Arc<Semaphore>,
     /// Messages asked for per receive: a whole batch, once that many slots are free.
     receive_batch: usize,
-    deletes: Arc<Batcher<String, ()>>,
+    deletes: Arc<Batcher<String, (), DeleteError>>,
     /// Looked up once per queue, whatever the number of receivers asking;
     /// and whether receives must ask for it (the queue's own is too short).
     visibility_timeout: Arc<tokio::sync::OnceCell<(Duration, bool)>>,
@@ -69,9 +78,10 @@ impl Queue {
         let url: Arc<str> = source.queue_url.as_str().into();
         let deletes = {
             let (client, url, name) = (client.clone(), url.clone(), source.name.clone());
-            Batcher::spawn(BatchOptions { linger: DELETE_LINGER, ..BatchOptions::AWS }, move |handles| {
+            Batcher::spawn(batch::Options { linger: DELETE_LINGER, ..batch::Options::AWS }, move |handles| {
                 delete_batch(client.clone(), url.clone(), name.clone(), handles)
-            })?
+            })
+            .map_err(|e| e.to_string())?
         };
         let max_in_flight = source.max_in_flight as usize;
         Ok(Queue {
@@ -239,16 +249,6 @@ fn age(message: &Message) -> Option<Duration> {
     Some(now.saturating_sub(Duration::from_millis(sent_ms)))
 }
 
-/// An SDK error in one line, with the service's code when it has one.
-pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: &aws_sdk_sqs::error::SdkError<E, R>,
-) -> String {
-    match e.code() {
-        Some(code) => format!("{code}: {}", e.message().unwrap_or("no message")),
-        None => DisplayErrorContext(e).to_string(),
-    }
-}
-
 /// The delays between receives while SQS keeps failing (after the SDK's own
 /// retries): exponential with jitter, capped, never giving up.
 pub fn receive_backoff() -> impl Iterator<Item = Duration> {
@@ -267,7 +267,7 @@ async fn delete_batch(
     url: Arc<str>,
     queue: String,
     handles: Vec<String>,
-) -> Vec<Result<(), SinkError>> {
+) -> Vec<Result<(), DeleteError>> {
     let count = handles.len();
     let entries: Vec<_> = handles
         .into_iter()
@@ -285,13 +285,13 @@ async fn delete_batch(
                 .collect();
             debug!(queue = %queue, deleted = count - failed.len(), "deleted a batch");
             (0..count)
-                .map(|i| failed.get(&i.to_string()).map_or(Ok(()), |e| Err(SinkError::Retryable(e.clone()))))
+                .map(|i| failed.get(&i.to_string()).map_or(Ok(()), |e| Err(DeleteError::Refused(e.clone()))))
                 .collect()
         }
         Err(e) => {
             let error = describe(&e);
             warn!(queue = %queue, error = %error, "DeleteMessageBatch failed");
-            vec![Err(SinkError::Retryable(error)); count]
+            vec![Err(DeleteError::Refused(error)); count]
         }
     }
 }

@@ -1,205 +1,45 @@
-//! What the SNS and SQS sinks share: a [`Batcher`] that turns concurrent
-//! deliveries into one `PublishBatch` / `SendMessageBatch` call, the
-//! [`Message`] both send, and the one place that decides whether a failed AWS
-//! call is worth retrying.
+//! What the AWS sinks (SNS, SQS, S3) and the SQS source share: the SDK
+//! configuration, the [`Message`] the SNS and SQS sinks send, and the one
+//! place that decides whether a failed AWS call is worth retrying.
 
-use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
-use aws_sdk_sns::error::{BuildError, ProvideErrorMetadata, SdkError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tokio::time::{Instant, timeout_at};
-use tokio_util::sync::CancellationToken;
+use aws_sdk_sns::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use super::{Item, Origin, SinkError};
+use crate::sink::{Item, Origin, SinkError};
+use crate::text::chain;
 
-/// How a [`Batcher`] groups items.
-#[derive(Debug, Clone, Copy)]
-pub struct Options {
-    /// The most items handed to one flush.
-    pub max_items: usize,
-    /// How long to wait for more items after the first one of a batch arrived.
-    pub linger: Duration,
-    /// The most flushes running at once; further batches wait (and grow).
-    pub max_flushes: usize,
-    /// Items submitted and not answered yet (waiting, batched or being
-    /// flushed), at most: beyond, `enqueue` waits for room. This bounds what
-    /// a batcher holds in memory, and pushes back on whoever feeds it.
-    pub queue: usize,
+/// The SDK configuration: the default credential chain, the config's region
+/// and endpoint, and the SDK's standard retries (exponential backoff with jitter).
+pub async fn sdk_config(aws: &crate::config::Aws) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+        // No call may hang a delivery forever; an attempt outlasts the longest
+        // long poll (20 s) with room to spare.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(30))
+                .operation_timeout(std::time::Duration::from_secs(90))
+                .build(),
+        );
+    if let Some(region) = &aws.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &aws.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
 }
 
-impl Options {
-    /// For SNS `PublishBatch` and SQS `SendMessageBatch`: at most 10 entries a call.
-    pub const AWS: Options = Options { max_items: 10, linger: Duration::from_millis(2), max_flushes: 16, queue: 1024 };
-}
-
-type Reply<R> = oneshot::Sender<Result<R, SinkError>>;
-
-/// An item's room in the batcher (see [`Options::queue`]), held until it is answered.
-type Room = OwnedSemaphorePermit;
-
-/// The answer to one enqueued item, once its batch is flushed.
-#[derive(Debug)]
-pub struct Pending<R>(oneshot::Receiver<Result<R, SinkError>>);
-
-impl<R> Pending<R> {
-    /// An answer already known (the item never needed a batch).
-    pub fn ready(result: Result<R, SinkError>) -> Pending<R> {
-        let (reply, answer) = oneshot::channel();
-        let _ = reply.send(result);
-        Pending(answer)
+/// An SDK error in one line, with the service's code when it has one.
+pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> String {
+    match e.code() {
+        Some(code) => format!("{code}: {}", e.message().unwrap_or("no message")),
+        None => DisplayErrorContext(e).to_string(),
     }
-
-    pub async fn answer(self) -> Result<R, SinkError> {
-        // A dropped reply means the flush task died before answering: nothing says it was sent.
-        self.0
-            .await
-            .unwrap_or_else(|_| Err(SinkError::Retryable("the batch was dropped before it was sent".to_owned())))
-    }
-}
-
-/// Groups items submitted concurrently into batches for one flush call, and
-/// answers each submitter with the result of its own item.
-///
-/// A background task collects up to `max_items`, waiting at most `linger`
-/// after the first, then runs the flush function on its own task. The flush
-/// returns one result per item, in the order given. The task ends when the
-/// batcher is dropped, after the items already submitted are flushed.
-pub struct Batcher<T, R> {
-    tx: mpsc::Sender<(T, Reply<R>, Room)>,
-    room: Arc<Semaphore>,
-    /// Once cancelled, batches go out without waiting for their linger.
-    hurry: CancellationToken,
-}
-
-impl<T, R> fmt::Debug for Batcher<T, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Batcher").field("closed", &self.tx.is_closed()).finish_non_exhaustive()
-    }
-}
-
-impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
-    /// Starts the batcher's task on the current tokio runtime; fails outside one.
-    pub fn spawn<F, Fut>(options: Options, flush: F) -> Result<Batcher<T, R>, String>
-    where
-        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Vec<Result<R, SinkError>>> + Send + 'static,
-    {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| format!("cannot start its batcher: {e}"))?;
-        let (tx, rx) = mpsc::channel(options.queue.max(1));
-        let hurry = CancellationToken::new();
-        runtime.spawn(collect(rx, options, hurry.clone(), Arc::new(flush)));
-        Ok(Batcher { tx, room: Arc::new(Semaphore::new(options.queue.max(1))), hurry })
-    }
-
-    /// Whether its task still runs (it ends only when the batcher is dropped,
-    /// unless it panicked).
-    pub fn is_alive(&self) -> bool {
-        !self.tx.is_closed()
-    }
-
-    /// From now on, flushes what is waiting at once instead of at the end of
-    /// its linger (at shutdown, or when a reload retires this batcher).
-    pub fn hurry(&self) {
-        self.hurry.cancel();
-    }
-
-    /// Hands `item` to the next batch and waits for its own result.
-    pub async fn submit(&self, item: T) -> Result<R, SinkError> {
-        self.enqueue(item).await?.answer().await
-    }
-
-    /// Hands `item` to the next batch once there is room for it; the
-    /// [`Pending`] answer comes when its batch is flushed.
-    pub async fn enqueue(&self, item: T) -> Result<Pending<R>, SinkError> {
-        let stopped = || SinkError::Retryable("the batcher has stopped".to_owned());
-        let room = Arc::clone(&self.room).acquire_owned().await.map_err(|_| stopped())?;
-        let (reply, answer) = oneshot::channel();
-        self.tx.send((item, reply, room)).await.map_err(|_| stopped())?;
-        Ok(Pending(answer))
-    }
-}
-
-async fn collect<T, R, F, Fut>(
-    mut rx: mpsc::Receiver<(T, Reply<R>, Room)>,
-    options: Options,
-    hurry: CancellationToken,
-    flush: Arc<F>,
-) where
-    T: Send + 'static,
-    R: Send + 'static,
-    F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Vec<Result<R, SinkError>>> + Send + 'static,
-{
-    let max = options.max_items.max(1);
-    let flushes = Arc::new(Semaphore::new(options.max_flushes.max(1)));
-    // Room for a typical batch; a digest's or an archive's (thousands) grows as it fills.
-    let room = max.min(64);
-    let mut pending = Vec::with_capacity(room);
-    while let Some(first) = rx.recv().await {
-        pending.push(first);
-        let deadline = Instant::now() + options.linger;
-        while pending.len() < max {
-            let room = max - pending.len();
-            tokio::select! {
-                biased;
-                () = hurry.cancelled() => {
-                    // Whatever is already queued still joins this batch.
-                    while pending.len() < max {
-                        let Ok(next) = rx.try_recv() else { break };
-                        pending.push(next);
-                    }
-                    break;
-                }
-                received = timeout_at(deadline, rx.recv_many(&mut pending, room)) => match received {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                },
-            }
-        }
-        // While every flush is busy the channel keeps filling, so the next batch is fuller.
-        let Ok(permit) = Arc::clone(&flushes).acquire_owned().await else { break };
-        let batch = std::mem::replace(&mut pending, Vec::with_capacity(room));
-        let flush = Arc::clone(&flush);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let (items, replies): (Vec<T>, Vec<(Reply<R>, Room)>) =
-                batch.into_iter().map(|(item, reply, room)| (item, (reply, room))).unzip();
-            let mut results = flush(items).await.into_iter();
-            // Each item's room is given back with its answer.
-            for (reply, _room) in replies {
-                let result = results.next().unwrap_or_else(|| {
-                    Err(SinkError::Retryable("the batch call gave no result for this item".to_owned()))
-                });
-                // The submitter may have stopped waiting; the item went out all the same.
-                let _ = reply.send(result);
-            }
-        });
-    }
-}
-
-/// Splits `items` into runs, in order, whose sizes add up to at most `max_bytes`
-/// (AWS limits a whole batch call, not only each entry). An item larger than
-/// the limit goes alone, for AWS to refuse on its own.
-pub fn split_by_size<T>(items: Vec<T>, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
-    let mut runs: Vec<Vec<T>> = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0;
-    for item in items {
-        let item_bytes = size(&item);
-        if !current.is_empty() && bytes + item_bytes > max_bytes {
-            runs.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += item_bytes;
-        current.push(item);
-    }
-    if !current.is_empty() {
-        runs.push(current);
-    }
-    runs
 }
 
 /// `PublishBatch` and `SendMessageBatch` both refuse calls over 256 KiB in total.
@@ -461,118 +301,6 @@ where
     }
 }
 
-/// An error and its sources, each said once: `dispatch failure: io error: connection refused`.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-pub(crate) mod testing {
-    //! Helpers shared by the sink tests.
-
-    use std::borrow::Cow;
-
-    use crate::notification::{Detail, Envelope, Kind, Notification};
-
-    pub const BOUNCE_JSON: &str = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"jane@example.org"}]},"mail":{"messageId":"0100018f-bounce","source":"dev@dev.example.com","destination":["jane@example.org"]}}"#;
-
-    /// A bounce from `dev@dev.example.com` to `jane@example.org` carrying `ses_json`.
-    pub fn bounce(ses_json: &str) -> Notification<'_> {
-        Notification {
-            kind: Kind::Bounce,
-            source: Cow::Borrowed("dev@dev.example.com"),
-            message_id: Cow::Borrowed("0100018f-bounce"),
-            timestamp: None,
-            source_arn: None,
-            tags: Vec::new(),
-            recipients: vec![Cow::Borrowed("jane@example.org")],
-            detail: Detail {
-                bounce_type: Some(Cow::Borrowed("Permanent")),
-                bounce_subtype: Some(Cow::Borrowed("General")),
-                ..Detail::default()
-            },
-            ses_json: Cow::Borrowed(ses_json),
-            envelope: Envelope::Raw,
-        }
-    }
-
-    /// The endpoint of the local fauxqs server `scripts/test` started, if any.
-    pub fn aws_endpoint(test: &str) -> Option<String> {
-        let endpoint = std::env::var("FAUXQS_ENDPOINT").ok().filter(|e| !e.is_empty());
-        if endpoint.is_none() {
-            eprintln!("{test}: skipped, FAUXQS_ENDPOINT is not set (scripts/test sets it)");
-        }
-        endpoint
-    }
-
-    /// An SDK config for the emulator, built the way the daemon builds its own.
-    pub async fn aws_config(endpoint: &str) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
-            .load()
-            .await
-    }
-
-    /// A name unique to this test and process, valid for queues and topics.
-    pub fn unique_name(test: &str) -> String {
-        format!("{test}-{}", std::process::id()).replace('_', "-")
-    }
-
-    /// Creates a queue and returns its URL.
-    pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-        let mut create = sqs.create_queue().queue_name(name);
-        if super::is_fifo(name) {
-            create = create.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
-        }
-        create.send().await.unwrap().queue_url.unwrap()
-    }
-
-    /// Receives until `count` messages arrived (or a few empty polls in a row).
-    pub async fn receive(sqs: &aws_sdk_sqs::Client, queue_url: &str, count: usize) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut received = Vec::new();
-        let mut empty_polls = 0;
-        while received.len() < count && empty_polls < 3 {
-            let output = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .unwrap();
-            let messages = output.messages.unwrap_or_default();
-            empty_polls = if messages.is_empty() { empty_polls + 1 } else { 0 };
-            received.extend(messages);
-        }
-        received
-    }
-
-    /// A received message's string attributes, sorted by name.
-    pub fn attributes(message: &aws_sdk_sqs::types::Message) -> Vec<(String, String)> {
-        let mut attributes: Vec<(String, String)> = message
-            .message_attributes()
-            .into_iter()
-            .flatten()
-            .map(|(name, value)| (name.clone(), value.string_value().unwrap_or_default().to_owned()))
-            .collect();
-        attributes.sort();
-        attributes
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -581,165 +309,10 @@ mod tests {
     use aws_sdk_sns::error::{ConnectorError, ErrorMetadata};
     use aws_sdk_sns::operation::publish_batch::PublishBatchError;
 
-    use super::testing::{BOUNCE_JSON, bounce};
     use super::*;
+    use crate::testing::{BOUNCE_JSON, bounce};
 
     const ORIGIN: Origin<'static> = Origin { queue: "bounces", sqs_message_id: "sqs-1" };
-
-    #[tokio::test]
-    async fn concurrent_submits_share_one_flush_and_each_gets_its_own_result() {
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&calls);
-        let batcher = Batcher::spawn(Options::AWS, move |items: Vec<u32>| {
-            seen.lock().unwrap().push(items.clone());
-            async move {
-                items
-                    .into_iter()
-                    .map(|n| if n % 2 == 0 { Ok(n * 10) } else { Err(SinkError::Permanent(format!("odd {n}"))) })
-                    .collect()
-            }
-        })
-        .unwrap();
-        let batcher = Arc::new(batcher);
-        let submits: Vec<_> = (0..4u32)
-            .map(|n| {
-                let batcher = Arc::clone(&batcher);
-                tokio::spawn(async move { batcher.submit(n).await })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for submit in submits {
-            results.push(submit.await.unwrap());
-        }
-        assert_eq!(
-            results,
-            vec![Ok(0), Err(SinkError::Permanent("odd 1".into())), Ok(20), Err(SinkError::Permanent("odd 3".into()))]
-        );
-        let calls = calls.lock().unwrap();
-        assert_eq!(calls.len(), 1, "one flush for all four: {calls:?}");
-        let mut items = calls[0].clone();
-        items.sort_unstable();
-        assert_eq!(items, vec![0, 1, 2, 3]);
-    }
-
-    #[tokio::test]
-    async fn a_batch_holds_at_most_max_items_and_a_lone_item_is_flushed_after_the_linger() {
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&calls);
-        let batcher = Arc::new(
-            Batcher::spawn(Options::AWS, move |items: Vec<u32>| {
-                seen.lock().unwrap().push(items.len());
-                async move { items.into_iter().map(Ok).collect() }
-            })
-            .unwrap(),
-        );
-        let submits: Vec<_> = (0..25u32)
-            .map(|n| {
-                let batcher = Arc::clone(&batcher);
-                tokio::spawn(async move { batcher.submit(n).await })
-            })
-            .collect();
-        for (n, submit) in (0..25u32).zip(submits) {
-            assert_eq!(submit.await.unwrap(), Ok(n));
-        }
-        assert_eq!(*calls.lock().unwrap(), vec![10, 10, 5]);
-
-        // Alone, an item waits out the linger and goes.
-        assert_eq!(batcher.submit(99).await, Ok(99));
-        assert_eq!(calls.lock().unwrap().last(), Some(&1));
-    }
-
-    /// A digest-like batcher: a long window, one flush at a time; records
-    /// (the paused clock's seconds at each flush, the items flushed).
-    /// Each flush: the paused clock's seconds, and the items.
-    type Flushes = Arc<Mutex<Vec<(u64, Vec<u32>)>>>;
-
-    fn windowed(window: Duration) -> (Arc<Batcher<u32, ()>>, Flushes) {
-        let start = Instant::now();
-        let flushes = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&flushes);
-        let options = Options { max_items: 10_000, linger: window, max_flushes: 1, queue: 64 };
-        let batcher = Batcher::spawn(options, move |items: Vec<u32>| {
-            seen.lock().unwrap().push((start.elapsed().as_secs(), items.clone()));
-            async move { items.iter().map(|_| Ok(())).collect() }
-        })
-        .unwrap();
-        (Arc::new(batcher), flushes)
-    }
-
-    fn submit_at(
-        batcher: &Arc<Batcher<u32, ()>>,
-        secs: u64,
-        item: u32,
-    ) -> tokio::task::JoinHandle<Result<(), SinkError>> {
-        let batcher = Arc::clone(batcher);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(secs)).await;
-            batcher.submit(item).await
-        })
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_window_collects_everything_from_its_first_item_until_it_ends() {
-        let (batcher, flushes) = windowed(Duration::from_secs(3600));
-        let waiting = [submit_at(&batcher, 10, 1), submit_at(&batcher, 1800, 2), submit_at(&batcher, 3605, 3)];
-        let late = submit_at(&batcher, 3700, 4);
-        for submit in waiting {
-            assert_eq!(submit.await.unwrap(), Ok(()), "each submitter waits for its digest");
-        }
-        late.await.unwrap().unwrap();
-        // The first window opens with item 1 at 10 s and closes an hour later;
-        // item 4 opens the second, which closes an hour after it.
-        assert_eq!(*flushes.lock().unwrap(), vec![(3610, vec![1, 2, 3]), (7300, vec![4])]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn enqueue_waits_for_room_while_queue_items_are_unanswered() {
-        let options = Options { max_items: 10, linger: Duration::from_secs(60), max_flushes: 1, queue: 2 };
-        let batcher =
-            Batcher::spawn(options, |items: Vec<u32>| async move { items.iter().map(|_| Ok(())).collect() }).unwrap();
-        let first = batcher.enqueue(1).await.unwrap();
-        let _second = batcher.enqueue(2).await.unwrap();
-        let third = tokio::time::timeout(Duration::from_secs(30), batcher.enqueue(3)).await;
-        assert!(third.is_err(), "no room for a third item while two wait for their window");
-        assert_eq!(first.answer().await, Ok(()), "the window closes at 60 s and answers both");
-        let third = tokio::time::timeout(Duration::from_secs(1), batcher.enqueue(3)).await;
-        assert!(third.is_ok(), "answered items gave their room back");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn hurry_sends_a_pending_window_at_once_and_every_later_item_without_waiting() {
-        let (batcher, flushes) = windowed(Duration::from_secs(3600));
-        let first = [submit_at(&batcher, 0, 1), submit_at(&batcher, 5, 2)];
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        batcher.hurry();
-        for submit in first {
-            submit.await.unwrap().unwrap();
-        }
-        submit_at(&batcher, 10, 3).await.unwrap().unwrap();
-        assert_eq!(*flushes.lock().unwrap(), vec![(60, vec![1, 2]), (70, vec![3])]);
-    }
-
-    #[tokio::test]
-    async fn a_flush_that_answers_too_few_results_leaves_the_rest_retryable() {
-        let batcher =
-            Batcher::spawn(Options::AWS, |_: Vec<u32>| async { Vec::<Result<(), SinkError>>::new() }).unwrap();
-        assert!(batcher.submit(1).await.unwrap_err().is_retryable());
-    }
-
-    #[test]
-    fn spawning_outside_a_runtime_is_an_error_not_a_panic() {
-        let spawned =
-            Batcher::spawn(Options::AWS, |items: Vec<u32>| async move { items.into_iter().map(Ok).collect() });
-        assert!(spawned.unwrap_err().starts_with("cannot start its batcher"));
-    }
-
-    #[test]
-    fn split_by_size_keeps_order_and_puts_an_oversized_item_alone() {
-        let runs = split_by_size(vec![4, 4, 4, 20, 1, 9, 1], 10, |n| *n);
-        assert_eq!(runs, vec![vec![4, 4], vec![4], vec![20], vec![1, 9], vec![1]]);
-        assert!(split_by_size(Vec::<usize>::new(), 10, |n| *n).is_empty());
-    }
 
     #[test]
     fn a_notification_becomes_its_ses_json_with_kind_source_and_route_attributes() {
