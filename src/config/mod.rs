@@ -147,6 +147,16 @@ impl SinkKind {
             SinkKind::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
         }
     }
+
+    /// Whether a delivery waits for a batch window (an email digest, the S3
+    /// archive) rather than for the sink itself.
+    pub fn holds(&self) -> bool {
+        match self {
+            SinkKind::Email(options) => matches!(options.mode, EmailMode::Digest { .. }),
+            SinkKind::S3(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// A URL without its path and query, which may hold a token (Slack's do).

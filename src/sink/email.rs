@@ -25,7 +25,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use super::report::{Report, clip};
-use super::{BatchOptions, Batcher, Item, Origin, Pending, RateLimit, SinkError};
+use super::{BatchOptions, Batcher, Deliver, Item, Origin, Pending, RateLimit, SinkError};
 use crate::config::{Email, EmailMode, Tls};
 
 /// A digest goes out early once it holds this many notifications, which
@@ -152,18 +152,21 @@ impl EmailSink {
         };
         Ok(EmailSink { mailer, digest })
     }
+}
 
-    pub fn is_digest(&self) -> bool {
-        self.digest.is_some()
+impl Deliver for EmailSink {
+    /// It waits for its `max_per_minute` per email it sends (a digest is one).
+    fn limits_itself(&self) -> bool {
+        true
     }
 
-    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         self.hold(origin, item).await?.answer().await
     }
 
     /// Sends the email, or in digest mode puts the notification in the
     /// current digest once there is room; the answer comes when it is sent.
-    pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
+    async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
         match item {
             Item::Notification { notification, routes } => {
                 let report = Report::new(origin, notification, routes);
@@ -180,11 +183,11 @@ impl EmailSink {
     }
 
     /// Whether its digest batcher (if any) still runs.
-    pub fn is_alive(&self) -> bool {
+    fn is_alive(&self) -> bool {
         self.digest.as_ref().is_none_or(Batcher::is_alive)
     }
 
-    pub fn flush_now(&self) {
+    fn flush_now(&self) {
         if let Some(digest) = &self.digest {
             digest.hurry();
         }
@@ -231,6 +234,7 @@ impl Mailer {
     }
 
     async fn send_one(&self, report: &Report) -> Result<(), SinkError> {
+        RateLimit::wait_for(self.limit.as_ref()).await;
         let context = self.context(std::slice::from_ref(report));
         self.send(&context).await.map_err(|e| e.error)
     }
@@ -322,11 +326,7 @@ impl Mailer {
     }
 
     async fn send_dead_letter(&self, origin: Origin<'_>, body: &str, reason: &str) -> Result<(), SinkError> {
-        if matches!(self.mode, EmailMode::Digest { .. }) {
-            // A digest sink's limit counts emails, and this is one more (in
-            // immediate mode, `Sink::deliver` waited already).
-            RateLimit::wait_for(self.limit.as_ref()).await;
-        }
+        RateLimit::wait_for(self.limit.as_ref()).await;
         let mut cut = body.len().min(MAX_DEAD_LETTER_BYTES);
         while !body.is_char_boundary(cut) {
             cut -= 1;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::fs::OpenOptions;
 
-use super::{Item, Origin, SinkError};
+use super::{Deliver, Item, Origin, SinkError};
 use crate::notification::Kind;
 
 #[derive(Debug)]
@@ -64,8 +64,10 @@ impl FileSink {
         let shared = Shared { path: path.to_owned(), fsync, file, written: Mutex::new(0), synced: Mutex::new(0) };
         Ok(FileSink { shared: Arc::new(shared) })
     }
+}
 
-    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+impl Deliver for FileSink {
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         let line = line(origin, item)?;
         // A write without fsync only reaches the page cache: brief enough to do
         // here, where a hand-off to a blocking thread would cost more than it.

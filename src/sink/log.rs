@@ -4,7 +4,7 @@
 
 use tracing::Level;
 
-use super::{Item, Origin};
+use super::{Deliver, Item, Origin, SinkError};
 
 #[derive(Debug)]
 pub struct LogSink {
@@ -29,9 +29,11 @@ impl LogSink {
     pub fn new(name: &str, level: Level) -> LogSink {
         LogSink { name: name.to_owned(), level }
     }
+}
 
+impl Deliver for LogSink {
     /// Logging never fails: there is nothing to retry.
-    pub fn deliver(&self, origin: Origin<'_>, item: Item<'_>) {
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         match item {
             Item::Notification { notification, routes } => event_at!(
                 self.level,
@@ -58,6 +60,7 @@ impl LogSink {
                 "dead letter"
             ),
         }
+        Ok(())
     }
 }
 
@@ -90,7 +93,9 @@ mod tests {
         let writer = captured.clone();
         let subscriber =
             tracing_subscriber::fmt().json().with_max_level(Level::TRACE).with_writer(move || writer.clone()).finish();
-        tracing::subscriber::with_default(subscriber, || sink.deliver(ORIGIN, item));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let delivered = tracing::subscriber::with_default(subscriber, || runtime.block_on(sink.deliver(ORIGIN, item)));
+        assert_eq!(delivered, Ok(()), "logging never fails");
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
     }

@@ -117,6 +117,85 @@ impl RateLimit {
     }
 }
 
+/// What every sink type does, each in its own file. The defaults fit a sink
+/// that delivers each item on its own, runs no task of its own and leaves its
+/// `max_per_minute` to [`Sink`], which then waits before each delivery.
+trait Deliver {
+    /// Delivers one item; returns once the sink has it (written and flushed,
+    /// accepted by AWS, by the SMTP server, by the web server; for a digest or
+    /// the archive, once the batch it joined is sent).
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError>;
+
+    /// Takes the item, waiting only for room in the sink, and returns the
+    /// answer to come: a batching sink answers once the batch is sent.
+    async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
+        Ok(Pending::ready(self.deliver(origin, item).await))
+    }
+
+    /// Whether it applies its `max_per_minute` itself (given when it is
+    /// opened), per send it makes rather than per delivery.
+    fn limits_itself(&self) -> bool {
+        false
+    }
+
+    /// Whether the tasks it runs (a batcher) are alive.
+    fn is_alive(&self) -> bool {
+        true
+    }
+
+    /// Sends what it holds now, and from now on without waiting.
+    fn flush_now(&self) {}
+}
+
+/// The sink types; adding one is a variant here, an arm in [`Kind::open`]
+/// and in `each_kind!`, and the type's own file.
+#[derive(Debug)]
+enum Kind {
+    File(file::FileSink),
+    Log(log::LogSink),
+    Sns(sns::SnsSink),
+    Sqs(sqs::SqsSink),
+    Email(email::EmailSink),
+    Webhook(webhook::WebhookSink),
+    S3(s3::S3Sink),
+}
+
+/// `$call` on the opened sink, whatever its type.
+macro_rules! each_kind {
+    ($kind:expr, $sink:ident => $call:expr) => {
+        match $kind {
+            Kind::File($sink) => $call,
+            Kind::Log($sink) => $call,
+            Kind::Sns($sink) => $call,
+            Kind::Sqs($sink) => $call,
+            Kind::Email($sink) => $call,
+            Kind::Webhook($sink) => $call,
+            Kind::S3($sink) => $call,
+        }
+    };
+}
+
+impl Kind {
+    async fn open(
+        config: &crate::config::Sink,
+        aws: &aws_config::SdkConfig,
+        limit: Option<RateLimit>,
+    ) -> Result<Kind, String> {
+        let name = &config.name;
+        match &config.kind {
+            SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Kind::File),
+            SinkKind::Log { level } => Ok(Kind::Log(log::LogSink::new(name, *level))),
+            SinkKind::Sns { topic_arn, subject } => {
+                sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Kind::Sns)
+            }
+            SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
+            SinkKind::Email(options) => email::EmailSink::open(name, options, limit).map(Kind::Email),
+            SinkKind::Webhook(options) => webhook::WebhookSink::new(name, options, limit).map(Kind::Webhook),
+            SinkKind::S3(options) => s3::S3Sink::new(aws, name, options, limit).map(Kind::S3),
+        }
+    }
+}
+
 /// One sink of the config: opened when the daemon starts and, should that
 /// fail (a missing directory, an unset secret), again on each delivery, so
 /// one broken sink never stops the others; its messages wait in SQS.
@@ -131,17 +210,6 @@ pub struct Sink {
     unopened: std::sync::Mutex<Option<String>>,
     /// Applied here per delivery, or by a batching sink per batch it sends.
     limit: Option<RateLimit>,
-}
-
-#[derive(Debug)]
-enum Kind {
-    File(file::FileSink),
-    Log(log::LogSink),
-    Sns(sns::SnsSink),
-    Sqs(sqs::SqsSink),
-    Email(email::EmailSink),
-    Webhook(webhook::WebhookSink),
-    S3(s3::S3Sink),
 }
 
 impl Sink {
@@ -177,18 +245,7 @@ impl Sink {
     }
 
     async fn open(&self) -> Result<Kind, String> {
-        let (name, aws, limit) = (&self.config.name, &self.aws, self.limit.clone());
-        match &self.config.kind {
-            SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Kind::File),
-            SinkKind::Log { level } => Ok(Kind::Log(log::LogSink::new(name, *level))),
-            SinkKind::Sns { topic_arn, subject } => {
-                sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Kind::Sns)
-            }
-            SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
-            SinkKind::Email(options) => email::EmailSink::open(name, options, limit).map(Kind::Email),
-            SinkKind::Webhook(options) => webhook::WebhookSink::new(name, options, limit).map(Kind::Webhook),
-            SinkKind::S3(options) => s3::S3Sink::new(aws, name, options, limit).map(Kind::S3),
-        }
+        Kind::open(&self.config, &self.aws, self.limit.clone()).await
     }
 
     /// Why the sink is not open, while it is not.
@@ -196,70 +253,42 @@ impl Sink {
         self.unopened.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Delivers one item; returns once the sink has it (written and flushed,
-    /// accepted by AWS, by the SMTP server, by the web server; for a digest or
-    /// the archive, once the batch it joined is sent).
+    /// Delivers one item: see [`Deliver::deliver`].
     pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         let kind = self.kind().await?;
-        // Batching sinks wait per batch sent; the webhook per request it makes.
-        if !self.holds() && !matches!(kind, Kind::Webhook(_)) {
+        if !each_kind!(kind, sink => sink.limits_itself()) {
             RateLimit::wait_for(self.limit.as_ref()).await;
         }
-        match kind {
-            Kind::File(sink) => sink.deliver(origin, item).await,
-            Kind::Log(sink) => {
-                sink.deliver(origin, item);
-                Ok(())
-            }
-            Kind::Sns(sink) => sink.deliver(origin, item).await,
-            Kind::Sqs(sink) => sink.deliver(origin, item).await,
-            Kind::Email(sink) => sink.deliver(origin, item).await,
-            Kind::Webhook(sink) => sink.deliver(origin, item).await,
-            Kind::S3(sink) => sink.deliver(origin, item).await,
-        }
+        each_kind!(kind, sink => sink.deliver(origin, item).await)
     }
 
-    /// Takes the item, waiting only for room in the sink, and returns the
-    /// answer to come: for a sink that [`holds`](Sink::holds) items, once
-    /// their batch is sent; for any other, the delivery is done already.
+    /// Takes the item: see [`Deliver::hold`]. A sink that does not
+    /// [`hold`](Sink::holds) items delivers it now.
     pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
-        match self.kind().await? {
-            Kind::Email(sink) if sink.is_digest() => sink.hold(origin, item).await,
-            Kind::S3(sink) => sink.hold(origin, item).await,
-            _ => Ok(Pending::ready(self.deliver(origin, item).await)),
+        let kind = self.kind().await?;
+        if !self.holds() {
+            return Ok(Pending::ready(self.deliver(origin, item).await));
         }
+        each_kind!(kind, sink => sink.hold(origin, item).await)
     }
 
     /// Whether a delivery waits for a batch window (an email digest, the S3
     /// archive) rather than for the sink itself: the message then needs no
-    /// in-flight slot while it waits.
+    /// in-flight slot while it waits. Known from the config, before it opens.
     pub fn holds(&self) -> bool {
-        match &self.config.kind {
-            SinkKind::Email(options) => matches!(options.mode, crate::config::EmailMode::Digest { .. }),
-            SinkKind::S3(_) => true,
-            _ => false,
-        }
+        self.config.kind.holds()
     }
 
-    /// Whether the tasks the sink runs (its batcher) are alive; a sink not
-    /// opened yet has none.
+    /// Whether the tasks the sink runs are alive; a sink not opened yet has none.
     pub fn is_alive(&self) -> bool {
-        match self.kind.get() {
-            Some(Kind::Email(sink)) => sink.is_alive(),
-            Some(Kind::S3(sink)) => sink.is_alive(),
-            Some(Kind::Sns(sink)) => sink.is_alive(),
-            Some(Kind::Sqs(sink)) => sink.is_alive(),
-            _ => true,
-        }
+        self.kind.get().is_none_or(|kind| each_kind!(kind, sink => sink.is_alive()))
     }
 
     /// Sends what the sink holds now rather than at the end of its window,
     /// and from now on without waiting (at shutdown, or when a reload retires it).
     pub fn flush_now(&self) {
-        match self.kind.get() {
-            Some(Kind::Email(sink)) => sink.flush_now(),
-            Some(Kind::S3(sink)) => sink.flush_now(),
-            _ => {}
+        if let Some(kind) = self.kind.get() {
+            each_kind!(kind, sink => sink.flush_now());
         }
     }
 }

@@ -18,7 +18,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tracing::info;
 
-use super::{Batcher, Item, Origin, Pending, RateLimit, SinkError, file};
+use super::{Batcher, Deliver, Item, Origin, Pending, RateLimit, SinkError, file};
 use crate::aws::aws_error;
 use crate::batch::Options;
 use crate::config::S3;
@@ -80,27 +80,34 @@ impl S3Sink {
             Batcher::spawn(batching, move |lines| Arc::clone(&archive).store(lines)).map_err(|e| e.to_string())?;
         Ok(S3Sink { batcher })
     }
+}
+
+impl Deliver for S3Sink {
+    /// It waits for its `max_per_minute` per object it stores.
+    fn limits_itself(&self) -> bool {
+        true
+    }
 
     /// Returns once the object holding the item is stored. An item that cannot
     /// be encoded is refused alone, without joining (or failing) a batch.
-    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         self.hold(origin, item).await?.answer().await
     }
 
     /// Puts the item in the current batch once there is room; the answer
     /// comes when its object is stored.
-    pub async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
+    async fn hold(&self, origin: Origin<'_>, item: Item<'_>) -> Result<Pending<()>, SinkError> {
         let line = file::line(origin, item)?;
         self.batcher.enqueue(line).await
     }
 
     /// Whether its batcher still runs.
-    pub fn is_alive(&self) -> bool {
+    fn is_alive(&self) -> bool {
         self.batcher.is_alive()
     }
 
     /// Uploads what is waiting now, and from now on without a window.
-    pub fn flush_now(&self) {
+    fn flush_now(&self) {
         self.batcher.hurry();
     }
 }

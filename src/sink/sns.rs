@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use super::{Batcher, Item, Origin, SinkError};
+use super::{Batcher, Deliver, Item, Origin, SinkError};
 use crate::aws::{Failure, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
 use crate::batch::{Options, split_by_size};
 
@@ -37,11 +37,6 @@ impl Outgoing {
 }
 
 impl SnsSink {
-    /// Whether its batcher still runs.
-    pub fn is_alive(&self) -> bool {
-        self.batcher.is_alive()
-    }
-
     /// Fails only outside a tokio runtime; the topic is first reached on delivery.
     pub fn new(aws: &aws_config::SdkConfig, topic_arn: String, subject: Option<String>) -> Result<SnsSink, String> {
         let client = Client::new(aws);
@@ -52,8 +47,15 @@ impl SnsSink {
                 .map_err(|e| e.to_string())?;
         Ok(SnsSink { subject, batcher })
     }
+}
 
-    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+impl Deliver for SnsSink {
+    /// Whether its batcher still runs.
+    fn is_alive(&self) -> bool {
+        self.batcher.is_alive()
+    }
+
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         let message = Message::new(origin, item);
         message.check_not_empty()?;
         let subject = subject(self.subject.as_deref(), origin, item);

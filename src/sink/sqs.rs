@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry, SendMessageBatchResultEntry};
 
-use super::{Batcher, Item, Origin, SinkError};
+use super::{Batcher, Deliver, Item, Origin, SinkError};
 use crate::aws::{Failure, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
 use crate::batch::{Options, split_by_size};
 
@@ -20,11 +20,6 @@ pub struct SqsSink {
 }
 
 impl SqsSink {
-    /// Whether its batcher still runs.
-    pub fn is_alive(&self) -> bool {
-        self.batcher.is_alive()
-    }
-
     /// Fails only outside a tokio runtime; the queue is first reached on delivery.
     pub fn new(aws: &aws_config::SdkConfig, queue_url: String) -> Result<SqsSink, String> {
         let client = Client::new(aws);
@@ -34,8 +29,15 @@ impl SqsSink {
             .map_err(|e| e.to_string())?;
         Ok(SqsSink { batcher })
     }
+}
 
-    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+impl Deliver for SqsSink {
+    /// Whether its batcher still runs.
+    fn is_alive(&self) -> bool {
+        self.batcher.is_alive()
+    }
+
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         let message = Message::new(origin, item);
         message.check_not_empty()?;
         self.batcher.submit(message).await

@@ -50,7 +50,7 @@ use sha2::Sha256;
 use tracing::warn;
 
 use super::report::{Report, clip};
-use super::{Item, Origin, RateLimit, SinkError};
+use super::{Deliver, Item, Origin, RateLimit, SinkError};
 use crate::config::{Secret, Webhook, WebhookFormat};
 use crate::metrics::REFUSALS;
 use crate::text::chain;
@@ -141,8 +141,15 @@ impl WebhookSink {
         };
         Ok(WebhookSink { name: name.to_owned(), format: options.format, endpoint: Box::new(endpoint) })
     }
+}
 
-    pub async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
+impl Deliver for WebhookSink {
+    /// It waits for its `max_per_minute` per request it makes.
+    fn limits_itself(&self) -> bool {
+        true
+    }
+
+    async fn deliver(&self, origin: Origin<'_>, item: Item<'_>) -> Result<(), SinkError> {
         let body = match (self.format, item) {
             (WebhookFormat::Json, _) => {
                 let mut line = super::file::line(origin, item)?;
