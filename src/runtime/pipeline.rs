@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
-use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, error, field, info, info_span, warn};
 
 use super::{Routing, Shared, Stats};
@@ -16,6 +15,7 @@ use crate::metrics::{AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, HELD, IN_FLIGHT, 
 use crate::notification::{self, Parsed};
 use crate::route::SinkId;
 use crate::sink::{Item, Origin, SinkError, Sinks};
+use crate::source::heartbeat;
 use crate::source::sqs::{Queue, Received};
 
 /// Everything a pipeline task of one source needs.
@@ -129,7 +129,7 @@ pub async fn process(ctx: Arc<Context>, mut message: Received) {
             act(&ctx, &message, action).await;
         };
         tokio::select! {
-            () = with_heartbeat(&ctx, &message, work) => {}
+            () = heartbeat::while_invisible(&ctx.queue, &message.receipt_handle, ctx.visibility_timeout, work) => {}
             () = ctx.shared.abort.cancelled() => {
                 let visible = ctx.queue.set_visibility(&message.receipt_handle, Duration::ZERO);
                 if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), visible).await {
@@ -205,7 +205,8 @@ async fn handle(
             error!(error = %e, body_bytes = message.body.len(), "cannot understand the message");
             let reason = e.to_string();
             let item = Item::DeadLetter { body: &message.body, reason: &reason };
-            let action = match dead_letter(ctx, routing, message, permit, item).await {
+            let held = Held::new(&ctx.shared.held, message.body.len());
+            let action = match dead_letter(ctx, routing, message, permit, &held, item).await {
                 Ok(()) => Action::Delete(Vec::new()),
                 Err(pause) => Action::Later(pause),
             };
@@ -239,9 +240,8 @@ async fn handle(
         decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == sinks.key(*s))).collect();
     // What the message takes in memory while it waits for a batch: the body,
     // the decoded SNS `Message` and what the batch keeps of it.
-    let held =
-        Held { budget: &ctx.shared.held, kib: (message.body.len() + notification.ses_json.len()) * 2 / 1024 + 1 };
-    let fold = Fold::of(deliver(sinks, origin, item, &pending, permit, held).await);
+    let held = Held::new(&ctx.shared.held, message.body.len() + notification.ses_json.len());
+    let fold = Fold::of(deliver(sinks, origin, item, &pending, permit, &held).await);
 
     let Fold { mut delivered, rejected, mut retry } = fold;
     let any_rejected = !rejected.is_empty();
@@ -250,7 +250,7 @@ async fn handle(
         let reason = format!("sinks.{name}: {reason}");
         error!(sink = %name, error = %reason, "rejected by a sink: its copy goes to the dead-letter sink");
         let item = Item::DeadLetter { body: &message.body, reason: &reason };
-        match dead_letter(ctx, routing, message, permit, item).await {
+        match dead_letter(ctx, routing, message, permit, &held, item).await {
             // The rejecting sink is done with: its copy is kept elsewhere.
             Ok(()) => delivered.push(id),
             Err(pause) => retry = Some((format!("{name}'s copy could not be dead-lettered"), pause)),
@@ -290,7 +290,7 @@ async fn deliver(
     item: Item<'_>,
     ids: &[SinkId],
     permit: &mut Option<OwnedSemaphorePermit>,
-    held: Held<'_>,
+    held: &Held<'_>,
 ) -> Vec<(SinkId, Result<(), SinkError>)> {
     let started = Instant::now();
     let (held_ids, direct): (Vec<SinkId>, Vec<SinkId>) = ids.iter().partition(|id| sinks.get(**id).1.holds());
@@ -304,16 +304,6 @@ async fn deliver(
         join_all(held_ids.iter().map(|id| async move { (*id, sinks.get(*id).1.hold(origin, item).await) }));
     let (mut results, held_items) = tokio::join!(direct, held_items);
     let waiting = held_items.iter().filter(|(_, pending)| pending.is_ok()).count();
-    // Room in the memory budget first, then the in-flight slot goes back: when
-    // the budget is spent, the slot is kept and receiving slows down.
-    let _room = if waiting > 0 {
-        let room = held.take().await;
-        drop(permit.take());
-        info!(sinks = waiting, "waiting for a batch to be sent");
-        room
-    } else {
-        None
-    };
     let answers = join_all(held_items.into_iter().map(|(id, pending)| async move {
         let result = match pending {
             Ok(pending) => {
@@ -328,7 +318,7 @@ async fn deliver(
         record(sinks.get(id).0, started, &result);
         (id, result)
     }));
-    results.extend(answers.await);
+    results.extend(held.release_while(permit, waiting, answers).await);
     results
 }
 
@@ -339,6 +329,31 @@ struct Held<'a> {
 }
 
 impl Held<'_> {
+    /// The share of a message whose body and decoded SES JSON take `bytes`:
+    /// twice that, for what the batch keeps besides.
+    fn new(budget: &super::HeldBudget, bytes: usize) -> Held<'_> {
+        Held { budget, kib: bytes * 2 / 1024 + 1 }
+    }
+
+    /// Awaits `answers` from the `waiting` batching sinks that took the
+    /// message into a batch. Room in the memory budget is taken first, then
+    /// the in-flight slot goes back: when the budget is spent, the slot is
+    /// kept and receiving slows down.
+    async fn release_while<T>(
+        &self,
+        permit: &mut Option<OwnedSemaphorePermit>,
+        waiting: usize,
+        answers: impl std::future::Future<Output = T>,
+    ) -> T {
+        if waiting == 0 {
+            return answers.await;
+        }
+        let _room = self.take().await;
+        drop(permit.take());
+        info!(sinks = waiting, "waiting for a batch to be sent");
+        answers.await
+    }
+
     /// Waits for the message's share (a message larger than the whole budget
     /// takes all of it); `None` only if the budget is gone.
     async fn take(&self) -> Option<OwnedSemaphorePermit> {
@@ -369,6 +384,7 @@ async fn dead_letter(
     routing: &Routing,
     message: &Received,
     permit: &mut Option<OwnedSemaphorePermit>,
+    held: &Held<'_>,
     item: Item<'_>,
 ) -> Result<(), Duration> {
     let Some(id) = routing.config.dead_letter else {
@@ -380,13 +396,14 @@ async fn dead_letter(
     // As for routed sinks: a batching dead-letter sink (the archive) gets the
     // body into a batch, and the in-flight slot is given back while it waits.
     let pending = sink.hold(origin, item).await;
-    if sink.holds() {
-        drop(permit.take());
-    }
-    let delivered = match pending {
-        Ok(pending) => pending.answer().await,
-        Err(e) => Err(e),
+    let waiting = usize::from(sink.holds() && pending.is_ok());
+    let answer = async {
+        match pending {
+            Ok(pending) => pending.answer().await,
+            Err(e) => Err(e),
+        }
     };
+    let delivered = held.release_while(permit, waiting, answer).await;
     match delivered {
         Ok(()) => {
             Stats::add(&ctx.shared.stats.dead_lettered);
@@ -400,135 +417,9 @@ async fn dead_letter(
     }
 }
 
-/// Runs `work` while keeping the message invisible: a task of its own extends
-/// the message's visibility until `work` is done (and is stopped with it), so
-/// a slow SQS call never keeps `work` from being polled.
-async fn with_heartbeat<F: std::future::Future>(ctx: &Context, message: &Received, work: F) -> F::Output {
-    let base = ctx.visibility_timeout;
-    if (base / 2).is_zero() {
-        return work.await;
-    }
-    let beat = keep_invisible(ctx.queue.clone(), message.receipt_handle.clone(), base).in_current_span();
-    let _heartbeat = AbortOnDropHandle::new(tokio::spawn(beat));
-    work.await
-}
-
-/// Past half the visibility timeout, extends the message's visibility, again
-/// and again. The longer it has waited, the longer each extension (up to 15
-/// minutes), so a message held an hour for a digest costs a handful of calls.
-async fn keep_invisible(queue: Queue, receipt_handle: String, base: Duration) {
-    let mut plan = Heartbeat::new(base, Instant::now());
-    let mut next = plan.first();
-    loop {
-        tokio::time::sleep_until(next).await;
-        let now = Instant::now();
-        let Some(extension) = plan.extension(now) else {
-            warn!("SQS keeps a received message invisible for 12 hours at most: it will turn visible");
-            return;
-        };
-        match queue.set_visibility(&receipt_handle, extension).await {
-            Ok(()) => {
-                info!(visibility_timeout_secs = extension.as_secs(), "still delivering: visibility extended");
-                next = plan.extended(now, extension);
-            }
-            Err(e) => {
-                let Some(retry) = plan.failed(Instant::now()) else {
-                    warn!(error = %e, "could not extend visibility: the message is visible again");
-                    return;
-                };
-                warn!(error = %e, retry_in_ms = retry.saturating_duration_since(Instant::now()).as_millis(), "could not extend visibility: trying again");
-                next = retry;
-            }
-        }
-    }
-}
-
-/// When to extend a message's visibility, and by how much.
-#[derive(Debug)]
-struct Heartbeat {
-    base: Duration,
-    received: Instant,
-    /// Until when the message is known to be invisible.
-    deadline: Instant,
-    /// The wait before trying a failed extension again; doubles each time.
-    retry: Duration,
-}
-
-impl Heartbeat {
-    /// SQS's ceiling on a received message's invisibility, from its receipt.
-    const CEILING: Duration = Duration::from_secs(12 * 60 * 60);
-    /// Kept clear of the ceiling (the receipt was a little before `received`).
-    const MARGIN: Duration = Duration::from_secs(60);
-    const MAX_EXTENSION: Duration = Duration::from_secs(900);
-    const FIRST_RETRY: Duration = Duration::from_secs(2);
-
-    fn new(base: Duration, received: Instant) -> Heartbeat {
-        Heartbeat { base, received, deadline: received + base, retry: Self::FIRST_RETRY }
-    }
-
-    fn first(&self) -> Instant {
-        self.received + self.base / 2
-    }
-
-    /// The extension to ask for at `now`: as long as the message has waited
-    /// (at least the visibility timeout, at most 15 minutes), cut to what is
-    /// left below the 12-hour ceiling; `None` once nothing is left.
-    fn extension(&self, now: Instant) -> Option<Duration> {
-        let waited = now.saturating_duration_since(self.received);
-        let room = Self::CEILING.saturating_sub(waited).saturating_sub(Self::MARGIN);
-        let extension = self.base.max(waited.min(Self::MAX_EXTENSION)).min(room);
-        (extension >= Duration::from_secs(1)).then_some(extension)
-    }
-
-    /// Records an extension made at `now`; returns when to extend next.
-    fn extended(&mut self, now: Instant, extension: Duration) -> Instant {
-        self.deadline = now + extension;
-        self.retry = Self::FIRST_RETRY;
-        now + extension / 2
-    }
-
-    /// After a failed extension at `now`: when to try again, before the
-    /// deadline; `None` once it has passed (the message is visible again).
-    fn failed(&mut self, now: Instant) -> Option<Instant> {
-        let left = self.deadline.checked_duration_since(now).filter(|left| !left.is_zero())?;
-        let wait = self.retry.min(left / 2);
-        self.retry = self.retry.saturating_mul(2);
-        Some(now + wait)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heartbeat_extensions_grow_with_the_wait_and_stop_below_the_12_hour_ceiling() {
-        let start = Instant::now();
-        let plan = Heartbeat::new(Duration::from_secs(30), start);
-        assert_eq!(plan.first(), start + Duration::from_secs(15));
-        let at = |secs: u64| start + Duration::from_secs(secs);
-        assert_eq!(plan.extension(at(15)), Some(Duration::from_secs(30)), "at least the visibility timeout");
-        assert_eq!(plan.extension(at(120)), Some(Duration::from_secs(120)), "as long as it has waited");
-        assert_eq!(plan.extension(at(7200)), Some(Duration::from_secs(900)), "at most 15 minutes");
-        let late = 12 * 3600 - 60 - 100;
-        assert_eq!(plan.extension(at(late)), Some(Duration::from_secs(100)), "cut below the ceiling");
-        assert_eq!(plan.extension(at(12 * 3600 - 60)), None, "nothing left");
-    }
-
-    #[test]
-    fn a_failed_extension_is_retried_before_the_deadline_and_given_up_after_it() {
-        let start = Instant::now();
-        let mut plan = Heartbeat::new(Duration::from_secs(30), start);
-        let at = |secs: u64| start + Duration::from_secs(secs);
-        assert_eq!(plan.extended(at(15), Duration::from_secs(30)), at(30), "next at half the extension");
-        // The deadline is 45 s: retries come sooner and sooner, never past it.
-        assert_eq!(plan.failed(at(30)), Some(at(32)));
-        assert_eq!(plan.failed(at(32)), Some(at(36)));
-        assert_eq!(plan.failed(at(43)), Some(at(44)));
-        assert_eq!(plan.failed(at(45)), None, "visible again: no more calls");
-        assert_eq!(plan.extended(at(50), Duration::from_secs(30)), at(65));
-        assert_eq!(plan.failed(at(65)), Some(at(67)), "a success resets the retry wait");
-    }
 
     #[test]
     fn each_sink_counts_on_its_own_and_a_rejection_never_hides_a_retry() {
