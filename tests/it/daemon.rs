@@ -9,6 +9,7 @@
 mod corpus;
 mod email;
 mod harness;
+mod in_process;
 mod limits;
 mod ops;
 mod restarts;

@@ -88,6 +88,8 @@ pub struct Aws {
     pub endpoint: String,
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
+    /// The SDK config the clients were made with, for code run in process.
+    pub sdk: aws_config::SdkConfig,
     test: String,
 }
 
@@ -124,7 +126,7 @@ impl Aws {
             .await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let sns = aws_sdk_sns::Client::new(&config);
-        Some(Aws { endpoint, sqs, sns, test: test.replace('_', "-") })
+        Some(Aws { endpoint, sqs, sns, sdk: config, test: test.replace('_', "-") })
     }
 
     /// A queue or topic name no other test or run of the tests uses.

@@ -1,0 +1,75 @@
+//! The daemon's loop (`runtime::run`) driven in process: the inputs
+//! `sesroute run` gives it, built here, and the stats it returns asserted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sesroute::runtime::{Routing, run};
+use sesroute::server::Health;
+use sesroute::sink::Sinks;
+use tokio_util::sync::CancellationToken;
+
+use super::harness::{Aws, config_head, eventually, file_sink, message_ids, ses_message_id, source};
+use crate::{read, samples};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_in_process_delivers_dead_letters_and_returns_its_stats() {
+    let Some(aws) = Aws::connect("in_process").await else { return };
+    let queue = aws.create_queue("in").await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (team, dead) = (dir.path().join("team.jsonl"), dir.path().join("dead.jsonl"));
+    // `dead_letter` is a top-level key: it comes before the first table.
+    let text = format!(
+        "dead_letter = \"dead\"\n{}{}{}{}\n[[routes]]\nname = \"all\"\nsinks = [\"team\"]\n",
+        config_head(&aws.endpoint),
+        source("in", &queue, ""),
+        file_sink("team", &team),
+        file_sink("dead", &dead),
+    );
+    let config = Arc::new(sesroute::config::from_toml(&text).expect("a valid config"));
+
+    let bodies: Vec<String> = ["bodies/01-bounce-permanent-general-bare.json", "bodies/03-complaint-abuse-bare.json"]
+        .iter()
+        .map(|name| read(&samples().join(name)))
+        .collect();
+    for body in &bodies {
+        aws.send(&queue, body).await;
+    }
+    aws.send(&queue, "not json at all").await;
+
+    let (sinks, unopened) = Sinks::open(&config, &aws.sdk).await;
+    assert!(unopened.is_empty(), "every sink opens: {unopened:?}");
+    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(run(
+        Routing { config, sinks },
+        aws.sqs.clone(),
+        Arc::new(Health::default()),
+        reloads,
+        shutdown.clone(),
+    ));
+    eventually("every message to be deleted", Duration::from_secs(30), async || {
+        let depth = aws.depth(&queue).await;
+        if depth.total() == 0 { Ok(()) } else { Err(format!("{depth:?}")) }
+    })
+    .await;
+    shutdown.cancel();
+    let stats = tokio::time::timeout(Duration::from_secs(20), daemon)
+        .await
+        .expect("run returns within the grace period")
+        .expect("run does not panic");
+
+    let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    assert_eq!(count(&stats.received), 3);
+    assert_eq!(count(&stats.delivered), 2);
+    assert_eq!(count(&stats.errors), 1);
+    assert_eq!(count(&stats.dead_lettered), 1);
+    assert_eq!(count(&stats.retried), 0);
+    let mut expected: Vec<String> = bodies.iter().map(|b| ses_message_id(b)).collect();
+    expected.sort();
+    assert_eq!(message_ids(&team), expected, "the team has both notifications, once each");
+    let dead_lines = std::fs::read_to_string(&dead).expect("the dead-letter file");
+    assert_eq!(dead_lines.lines().count(), 1);
+    assert!(dead_lines.contains("not json at all"), "the dead letter keeps the body");
+}
