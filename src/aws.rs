@@ -134,7 +134,7 @@ fn fifo_id(value: &str) -> String {
 
 /// One entry a batch call reports as failed.
 #[derive(Debug, Clone, Copy)]
-pub struct Failure<'a> {
+pub struct FailedEntry<'a> {
     pub id: &'a str,
     pub code: &'a str,
     pub message: Option<&'a str>,
@@ -147,7 +147,7 @@ pub fn entry_results<'a>(
     operation: &str,
     count: usize,
     successful: impl IntoIterator<Item = &'a str>,
-    failed: impl IntoIterator<Item = Failure<'a>>,
+    failed: impl IntoIterator<Item = FailedEntry<'a>>,
 ) -> Vec<Result<(), SinkError>> {
     let mut results = vec![Err(SinkError::Retryable(format!("{operation} did not report this entry"))); count];
     let mut set = |id: &str, result| {
@@ -232,7 +232,7 @@ fn sink_error(verdict: Verdict, text: String) -> SinkError {
 
 /// Judges one failed entry of a batch call: by its code when known, else
 /// by whose fault AWS says it is.
-pub fn entry_error(operation: &str, failure: Failure<'_>) -> SinkError {
+pub fn entry_error(operation: &str, failure: FailedEntry<'_>) -> SinkError {
     let text = match failure.message {
         Some(message) => format!("{operation} entry failed: {}: {message}", failure.code),
         None => format!("{operation} entry failed: {}", failure.code),
@@ -443,7 +443,7 @@ mod tests {
         assert!(judged("InvalidParameterValue", "Value for parameter QueueUrl is invalid").is_retryable());
         assert!(!judged("InvalidParameter", "Invalid parameter: Message too long").is_retryable());
         assert!(!judged("InvalidParameterValue", "Message contains invalid characters").is_retryable());
-        let entry = Failure {
+        let entry = FailedEntry {
             id: "0",
             code: "InvalidParameter",
             message: Some("Invalid parameter: TopicArn"),
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn failed_entries_are_judged_by_code_then_by_sender_fault() {
-        let failure = |code, sender_fault| Failure { id: "0", code, message: Some("m"), sender_fault };
+        let failure = |code, sender_fault| FailedEntry { id: "0", code, message: Some("m"), sender_fault };
         assert!(entry_error("op", failure("InternalError", false)).is_retryable());
         assert!(entry_error("op", failure("KMSAccessDenied", true)).is_retryable(), "IAM is fixable");
         assert!(!entry_error("op", failure("InvalidParameter", true)).is_retryable());
@@ -486,7 +486,7 @@ mod tests {
 
     #[test]
     fn entry_results_map_ids_back_to_positions() {
-        let failed = [Failure { id: "2", code: "InvalidParameter", message: None, sender_fault: true }];
+        let failed = [FailedEntry { id: "2", code: "InvalidParameter", message: None, sender_fault: true }];
         let results = entry_results("op", 4, ["0", "3", "junk", "9"], failed);
         assert_eq!(results[0], Ok(()));
         assert!(results[1].as_ref().unwrap_err().is_retryable(), "unreported entries are retried");

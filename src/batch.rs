@@ -79,7 +79,7 @@ pub struct Batcher<T, R, E> {
     tx: mpsc::Sender<(T, Reply<R, E>, Room)>,
     room: Arc<Semaphore>,
     /// Once cancelled, batches go out without waiting for their linger.
-    hurry: CancellationToken,
+    no_linger: CancellationToken,
 }
 
 impl<T, R, E> fmt::Debug for Batcher<T, R, E> {
@@ -97,9 +97,9 @@ impl<T: Send + 'static, R: Send + 'static, E: From<BatchError> + Send + 'static>
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| BatchError::NoRuntime(e.to_string()))?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
-        let hurry = CancellationToken::new();
-        runtime.spawn(collect(rx, options, hurry.clone(), Arc::new(flush)));
-        Ok(Batcher { tx, room: Arc::new(Semaphore::new(options.queue.max(1))), hurry })
+        let no_linger = CancellationToken::new();
+        runtime.spawn(collect(rx, options, no_linger.clone(), Arc::new(flush)));
+        Ok(Batcher { tx, room: Arc::new(Semaphore::new(options.queue.max(1))), no_linger })
     }
 
     /// Whether its task still runs (it ends only when the batcher is dropped,
@@ -110,8 +110,8 @@ impl<T: Send + 'static, R: Send + 'static, E: From<BatchError> + Send + 'static>
 
     /// From now on, flushes what is waiting at once instead of at the end of
     /// its linger (at shutdown, or when a reload retires this batcher).
-    pub fn hurry(&self) {
-        self.hurry.cancel();
+    pub fn flush_now(&self) {
+        self.no_linger.cancel();
     }
 
     /// Hands `item` to the next batch and waits for its own result.
@@ -132,7 +132,7 @@ impl<T: Send + 'static, R: Send + 'static, E: From<BatchError> + Send + 'static>
 async fn collect<T, R, E, F, Fut>(
     mut rx: mpsc::Receiver<(T, Reply<R, E>, Room)>,
     options: Options,
-    hurry: CancellationToken,
+    no_linger: CancellationToken,
     flush: Arc<F>,
 ) where
     T: Send + 'static,
@@ -153,7 +153,7 @@ async fn collect<T, R, E, F, Fut>(
             let room = max - pending.len();
             tokio::select! {
                 biased;
-                () = hurry.cancelled() => {
+                () = no_linger.cancelled() => {
                     // Whatever is already queued still joins this batch.
                     while pending.len() < max {
                         let Ok(next) = rx.try_recv() else { break };
@@ -340,11 +340,11 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn hurry_sends_a_pending_window_at_once_and_every_later_item_without_waiting() {
+    async fn flush_now_sends_a_pending_window_at_once_and_every_later_item_without_waiting() {
         let (batcher, flushes) = windowed(Duration::from_secs(3600));
         let first = [submit_at(&batcher, 0, 1), submit_at(&batcher, 5, 2)];
         tokio::time::sleep(Duration::from_secs(60)).await;
-        batcher.hurry();
+        batcher.flush_now();
         for submit in first {
             submit.await.unwrap().unwrap();
         }

@@ -350,26 +350,26 @@ fn from_figment(figment: &Figment, origin: &str) -> Result<Config, ConfigError> 
 /// Words a serde error about the file's shape the way the rest of `check` speaks:
 /// the full key path first, then what is wrong with it.
 fn shape_issue(error: &serde_path_to_error::Error<figment::Error>) -> Issue {
-    use figment::error::Kind;
+    use figment::error::Kind as ErrorKind;
     let mut key = error.path().to_string();
     let join = |key: &str, field: &str| {
         if key == "." { field.to_owned() } else { format!("{key}.{field}") }
     };
     let reason = match &error.inner().kind {
-        Kind::UnknownField(field, expected) => {
-            if !key.ends_with(field.as_str()) {
+        ErrorKind::UnknownField(field, expected) => {
+            if key != field.as_str() && !key.ends_with(&format!(".{field}")) {
                 key = join(&key, field);
             }
             format!("unknown key (expected one of: {})", expected.join(", "))
         }
-        Kind::MissingField(field) => {
+        ErrorKind::MissingField(field) => {
             key = join(&key, field);
             "is required".to_owned()
         }
-        Kind::UnknownVariant(found, expected) => {
+        ErrorKind::UnknownVariant(found, expected) => {
             format!("unknown value {found:?} (expected one of: {})", expected.join(", "))
         }
-        Kind::InvalidType(found, expected) => {
+        ErrorKind::InvalidType(found, expected) => {
             let expected = match expected.as_str() {
                 "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number",
                 "bool" => "true or false",

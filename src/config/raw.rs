@@ -243,7 +243,8 @@ pub struct RawRoute {
 #[derive(Debug, Default)]
 pub struct RawMatch {
     pub kind: Option<Vec<String>>,
-    /// The pattern keys, in the order written.
+    /// The pattern keys, each once (in the order figment hands them over,
+    /// which is not the order written).
     pub keys: Vec<(Key, Vec<String>)>,
     pub tags: BTreeMap<String, OneOrMany>,
 }
@@ -271,27 +272,22 @@ impl<'de> Deserialize<'de> for RawMatch {
             type Value = RawMatch;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a table of match keys")
+                f.write_str("struct RawMatch")
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMatch, A::Error> {
                 let mut raw = RawMatch::default();
                 let mut tags = None;
-                while let Some(name) = map.next_key::<String>()? {
-                    match name.as_str() {
-                        "kind" if raw.kind.is_some() => return Err(A::Error::duplicate_field("kind")),
-                        "kind" => raw.kind = Some(map.next_value::<OneOrMany>()?.into()),
-                        "tags" if tags.is_some() => return Err(A::Error::duplicate_field("tags")),
-                        "tags" => tags = Some(map.next_value()?),
-                        other => {
-                            let Some(key) = Key::from_name(other) else {
-                                return Err(A::Error::unknown_field(other, &RawMatch::FIELDS));
-                            };
-                            if raw.keys.iter().any(|(k, _)| *k == key) {
-                                return Err(A::Error::duplicate_field(key.name()));
-                            }
-                            raw.keys.push((key, map.next_value::<OneOrMany>()?.into()));
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Kind if raw.kind.is_some() => return Err(A::Error::duplicate_field("kind")),
+                        Field::Kind => raw.kind = Some(map.next_value::<OneOrMany>()?.into()),
+                        Field::Tags if tags.is_some() => return Err(A::Error::duplicate_field("tags")),
+                        Field::Tags => tags = Some(map.next_value()?),
+                        Field::Key(key) if raw.keys.iter().any(|(k, _)| *k == key) => {
+                            return Err(A::Error::duplicate_field(key.name()));
                         }
+                        Field::Key(key) => raw.keys.push((key, map.next_value::<OneOrMany>()?.into())),
                     }
                 }
                 raw.tags = tags.unwrap_or_default();
@@ -299,6 +295,38 @@ impl<'de> Deserialize<'de> for RawMatch {
             }
         }
         d.deserialize_map(Table)
+    }
+}
+
+/// A key of a `match` table, known while it is read (as a derived struct's
+/// field is), so an unknown one is reported at its own path.
+enum Field {
+    Kind,
+    Tags,
+    Key(Key),
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Field;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("field identifier")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Field, E> {
+                match name {
+                    "kind" => Ok(Field::Kind),
+                    "tags" => Ok(Field::Tags),
+                    other => {
+                        Key::from_name(other).map(Field::Key).ok_or_else(|| E::unknown_field(other, &RawMatch::FIELDS))
+                    }
+                }
+            }
+        }
+        d.deserialize_identifier(Name)
     }
 }
 

@@ -551,7 +551,10 @@ fn patterns(issues: &mut Issues, key: &str, patterns: Option<Vec<String>>) -> Op
 fn matcher(issues: &mut Issues, key: &str, raw: RawMatch) -> Matcher {
     let mut list = |name: &str, list: Option<Vec<String>>| patterns(issues, &format!("{key}.{name}"), list);
     let mut m = Matcher::default();
-    for (k, values) in raw.keys {
+    let mut keys = raw.keys;
+    // Issues in the order `check` lists the keys, whatever order they came in.
+    keys.sort_by_key(|(k, _)| *k);
+    for (k, values) in keys {
         if let Some(p) = list(k.name(), Some(values)) {
             m.set(k, p);
         }

@@ -5,7 +5,7 @@
 //! health state, a channel of reloads, a shutdown token), so tests drive it
 //! against a local SQS and stop it when they like.
 
-mod memory;
+mod delivered;
 mod pipeline;
 
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use crate::server::Health;
 use crate::sink::Sinks;
 use crate::source::sqs::{Queue, receive_backoff};
 
-pub use memory::Delivered;
+pub use delivered::Delivered;
 
 /// The routes and the sinks they name: swapped as one on reload, while
 /// messages in flight finish with the ones they started with.
@@ -63,7 +63,7 @@ impl Stats {
 #[derive(Debug)]
 struct Shared {
     routing: ArcSwap<Routing>,
-    memory: Delivered,
+    delivered: Delivered,
     stats: Arc<Stats>,
     health: Arc<Health>,
     /// Fired when the shutdown grace period is over: unfinished messages stay in SQS.
@@ -108,7 +108,7 @@ pub async fn run(
     let config = routing.config.clone();
     let shared = Arc::new(Shared {
         routing: ArcSwap::from_pointee(routing),
-        memory: Delivered::default(),
+        delivered: Delivered::default(),
         stats: Arc::new(Stats::default()),
         health,
         abort: CancellationToken::new(),

@@ -149,11 +149,11 @@ async fn act(ctx: &Context, message: &Received, action: Action) {
     let shared = &ctx.shared;
     match action {
         Action::Delete(delivered) => match ctx.queue.delete(message.receipt_handle.clone()).await {
-            Ok(()) => shared.memory.forget(&message.message_id),
+            Ok(()) => shared.delivered.forget(&message.message_id),
             Err(e) => {
                 metrics::counter!(AWS_ERRORS, "service" => "sqs", "operation" => "DeleteMessageBatch").increment(1);
                 let delivered: Vec<&str> = delivered.iter().map(String::as_str).collect();
-                shared.memory.remember(&message.message_id, &delivered);
+                shared.delivered.remember(&message.message_id, &delivered);
                 warn!(error = %e, "delete failed: the message will be received again");
             }
         },
@@ -235,7 +235,7 @@ async fn handle(
     // Remembered by name and destination: a reload since the last try may have
     // renumbered the sinks, or pointed one elsewhere.
     let sinks = &routing.sinks;
-    let already = ctx.shared.memory.sinks(&message.message_id);
+    let already = ctx.shared.delivered.sinks(&message.message_id);
     let pending: Vec<SinkId> =
         decision.sinks.iter().copied().filter(|s| !already.iter().any(|a| a == sinks.key(*s))).collect();
     // What the message takes in memory while it waits for a batch: the body,
@@ -269,7 +269,7 @@ async fn handle(
         Some((reason, pause)) => {
             Stats::add(&stats.retried);
             let done: Vec<&str> = delivered.iter().map(|s| sinks.key(*s)).collect();
-            ctx.shared.memory.remember(&message.message_id, &done);
+            ctx.shared.delivered.remember(&message.message_id, &done);
             warn!(error = %reason, "not delivered everywhere: will retry");
             (Action::Later(pause), "retry")
         }

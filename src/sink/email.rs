@@ -189,7 +189,7 @@ impl Deliver for EmailSink {
 
     fn flush_now(&self) {
         if let Some(digest) = &self.digest {
-            digest.hurry();
+            digest.flush_now();
         }
     }
 }

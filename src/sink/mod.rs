@@ -147,10 +147,10 @@ trait Deliver {
     fn flush_now(&self) {}
 }
 
-/// The sink types; adding one is a variant here, an arm in [`Kind::open`]
+/// The sink types; adding one is a variant here, an arm in [`Opened::open`]
 /// and in `each_kind!`, and the type's own file.
 #[derive(Debug)]
-enum Kind {
+enum Opened {
     File(file::FileSink),
     Log(log::LogSink),
     Sns(sns::SnsSink),
@@ -164,34 +164,34 @@ enum Kind {
 macro_rules! each_kind {
     ($kind:expr, $sink:ident => $call:expr) => {
         match $kind {
-            Kind::File($sink) => $call,
-            Kind::Log($sink) => $call,
-            Kind::Sns($sink) => $call,
-            Kind::Sqs($sink) => $call,
-            Kind::Email($sink) => $call,
-            Kind::Webhook($sink) => $call,
-            Kind::S3($sink) => $call,
+            Opened::File($sink) => $call,
+            Opened::Log($sink) => $call,
+            Opened::Sns($sink) => $call,
+            Opened::Sqs($sink) => $call,
+            Opened::Email($sink) => $call,
+            Opened::Webhook($sink) => $call,
+            Opened::S3($sink) => $call,
         }
     };
 }
 
-impl Kind {
+impl Opened {
     async fn open(
         config: &crate::config::Sink,
         aws: &aws_config::SdkConfig,
         limit: Option<RateLimit>,
-    ) -> Result<Kind, String> {
+    ) -> Result<Opened, String> {
         let name = &config.name;
         match &config.kind {
-            SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Kind::File),
-            SinkKind::Log { level } => Ok(Kind::Log(log::LogSink::new(name, *level))),
+            SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Opened::File),
+            SinkKind::Log { level } => Ok(Opened::Log(log::LogSink::new(name, *level))),
             SinkKind::Sns { topic_arn, subject } => {
-                sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Kind::Sns)
+                sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Opened::Sns)
             }
-            SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Kind::Sqs),
-            SinkKind::Email(options) => email::EmailSink::open(name, options, limit).map(Kind::Email),
-            SinkKind::Webhook(options) => webhook::WebhookSink::new(name, options, limit).map(Kind::Webhook),
-            SinkKind::S3(options) => s3::S3Sink::new(aws, name, options, limit).map(Kind::S3),
+            SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Opened::Sqs),
+            SinkKind::Email(options) => email::EmailSink::open(name, options, limit).map(Opened::Email),
+            SinkKind::Webhook(options) => webhook::WebhookSink::new(name, options, limit).map(Opened::Webhook),
+            SinkKind::S3(options) => s3::S3Sink::new(aws, name, options, limit).map(Opened::S3),
         }
     }
 }
@@ -205,7 +205,7 @@ pub struct Sink {
     /// The sink's name and where it delivers: what a delivery is remembered by.
     key: String,
     aws: aws_config::SdkConfig,
-    kind: tokio::sync::OnceCell<Kind>,
+    kind: tokio::sync::OnceCell<Opened>,
     /// Why the last try to open it failed, while it is not open.
     unopened: std::sync::Mutex<Option<String>>,
     /// Applied here per delivery, or by a batching sink per batch it sends.
@@ -225,7 +225,7 @@ impl Sink {
     }
 
     /// The opened sink, opening it now if it is not yet.
-    async fn kind(&self) -> Result<&Kind, SinkError> {
+    async fn kind(&self) -> Result<&Opened, SinkError> {
         // Once open, no lock on the delivery path.
         if let Some(kind) = self.kind.get() {
             return Ok(kind);
@@ -244,8 +244,8 @@ impl Sink {
         }
     }
 
-    async fn open(&self) -> Result<Kind, String> {
-        Kind::open(&self.config, &self.aws, self.limit.clone()).await
+    async fn open(&self) -> Result<Opened, String> {
+        Opened::open(&self.config, &self.aws, self.limit.clone()).await
     }
 
     /// Why the sink is not open, while it is not.

@@ -108,7 +108,7 @@ impl Deliver for S3Sink {
 
     /// Uploads what is waiting now, and from now on without a window.
     fn flush_now(&self) {
-        self.batcher.hurry();
+        self.batcher.flush_now();
     }
 }
 

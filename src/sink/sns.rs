@@ -8,7 +8,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::{Batcher, Deliver, Item, Origin, SinkError};
-use crate::aws::{Failure, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
+use crate::aws::{FailedEntry, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
 use crate::batch::{Options, split_by_size};
 
 const OPERATION: &str = "SNS PublishBatch";
@@ -115,7 +115,7 @@ async fn publish_run(client: &Client, topic: &str, fifo: bool, run: Vec<Outgoing
             OPERATION,
             count,
             output.successful().iter().filter_map(|entry| entry.id()),
-            output.failed().iter().map(|entry| Failure {
+            output.failed().iter().map(|entry| FailedEntry {
                 id: entry.id(),
                 code: entry.code(),
                 message: entry.message(),

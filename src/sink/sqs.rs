@@ -8,7 +8,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry, SendMessageBatchResultEntry};
 
 use super::{Batcher, Deliver, Item, Origin, SinkError};
-use crate::aws::{Failure, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
+use crate::aws::{FailedEntry, MAX_BATCH_BYTES, Message, aws_error, build_error, entry_results, is_fifo, one_by_one};
 use crate::batch::{Options, split_by_size};
 
 const OPERATION: &str = "SQS SendMessageBatch";
@@ -65,7 +65,7 @@ async fn send_run(client: &Client, queue: &str, fifo: bool, run: Vec<Message>) -
             OPERATION,
             count,
             output.successful().iter().map(SendMessageBatchResultEntry::id),
-            output.failed().iter().map(|entry| Failure {
+            output.failed().iter().map(|entry| FailedEntry {
                 id: entry.id(),
                 code: entry.code(),
                 message: entry.message(),

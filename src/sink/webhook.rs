@@ -63,7 +63,7 @@ const USER_AGENT: &str = concat!("sesroute/", env!("CARGO_PKG_VERSION"));
 const ATTEMPTS: usize = 3;
 /// The longest `Retry-After` waited out in-process; a longer one leaves the
 /// message to SQS at once rather than hold an in-flight slot.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+const MAX_WAIT_HERE: Duration = Duration::from_secs(30);
 /// How much of an error answer's body is read and quoted in the error.
 const MAX_ANSWER_BYTES: usize = 1024;
 const MAX_ANSWER_CHARS: usize = 200;
@@ -104,7 +104,7 @@ impl std::fmt::Debug for Endpoint {
 
 /// A failed attempt, and how long the server asked to wait before the next.
 #[derive(Debug)]
-struct Failure {
+struct FailedAttempt {
     error: SinkError,
     retry_after: Option<Duration>,
     /// The receiver refuses (see [`Class::Refuses`]): not tried again here.
@@ -183,7 +183,7 @@ impl Deliver for WebhookSink {
 
 impl Endpoint {
     /// One attempt.
-    async fn post(&self, body: &[u8]) -> Result<(), Failure> {
+    async fn post(&self, body: &[u8]) -> Result<(), FailedAttempt> {
         RateLimit::wait_for(self.limit.as_ref()).await;
         let mut request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/json");
         if let Some(secret) = &self.secret {
@@ -232,10 +232,10 @@ impl Endpoint {
             }
             Class::Payload => SinkError::Permanent(message),
         };
-        Err(Failure { error, retry_after, refused: class == Class::Refuses })
+        Err(FailedAttempt { error, retry_after, refused: class == Class::Refuses })
     }
 
-    fn request_failed(&self, error: &reqwest::Error) -> Failure {
+    fn request_failed(&self, error: &reqwest::Error) -> FailedAttempt {
         let error = if error.is_timeout() {
             SinkError::Retryable(format!("{} gave no answer within {} s", self.host, self.timeout.as_secs_f32()))
         } else if error.is_builder() {
@@ -243,7 +243,7 @@ impl Endpoint {
         } else {
             SinkError::Retryable(format!("cannot reach {}: {}", self.host, chain(error)))
         };
-        Failure { error, retry_after: None, refused: false }
+        FailedAttempt { error, retry_after: None, refused: false }
     }
 }
 
@@ -296,7 +296,7 @@ fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 fn next_wait(retry_after: Option<Duration>, backoff: Option<Duration>) -> Option<Duration> {
     let backoff = backoff?;
     match retry_after {
-        Some(wait) if wait > MAX_RETRY_AFTER => None,
+        Some(wait) if wait > MAX_WAIT_HERE => None,
         Some(wait) => Some(wait),
         None => Some(backoff),
     }
@@ -746,8 +746,8 @@ mod tests {
         let backoff = Some(Duration::from_secs(2));
         assert_eq!(next_wait(None, backoff), backoff);
         assert_eq!(next_wait(Some(Duration::from_secs(5)), backoff), Some(Duration::from_secs(5)));
-        assert_eq!(next_wait(Some(MAX_RETRY_AFTER), backoff), Some(MAX_RETRY_AFTER));
-        assert_eq!(next_wait(Some(MAX_RETRY_AFTER + Duration::from_secs(1)), backoff), None);
+        assert_eq!(next_wait(Some(MAX_WAIT_HERE), backoff), Some(MAX_WAIT_HERE));
+        assert_eq!(next_wait(Some(MAX_WAIT_HERE + Duration::from_secs(1)), backoff), None);
         assert_eq!(next_wait(Some(Duration::from_secs(1)), None), None);
     }
 

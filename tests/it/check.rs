@@ -121,6 +121,39 @@ sender = ["billing@acme.test"]
 }
 
 #[test]
+fn an_unknown_key_named_like_its_table_is_named_at_its_own_path() {
+    let toml = before_catch_all(
+        r#"
+[[routes]]
+name = "billing"
+sinks = ["archive"]
+[routes.match]
+match = ["billing@acme.test"]
+"#,
+    );
+    rejects(&toml, "routes[0].match.match");
+}
+
+#[test]
+fn match_issues_are_listed_in_the_order_of_the_keys_whatever_the_order_written() {
+    let toml = before_catch_all(
+        r#"
+[[routes]]
+name = "billing"
+sinks = ["archive"]
+[routes.match]
+topic = []
+source = []
+"#,
+    );
+    let run = check(&toml);
+    let errors = run.stderr_lines("error: ");
+    let at =
+        |key: &str| errors.iter().position(|line| line.contains(key)).unwrap_or_else(|| panic!("{key}: {errors:?}"));
+    assert!(at("routes[0].match.source") < at("routes[0].match.topic"), "{errors:?}");
+}
+
+#[test]
 fn an_unknown_key_in_a_sink_is_an_error() {
     let toml = before_catch_all(
         r#"
