@@ -4,7 +4,9 @@
 //!
 //! Every problem is reported with the key path it is about, all at once.
 
+mod checks;
 pub mod raw;
+pub mod sink;
 mod validate;
 
 use std::fmt;
@@ -18,6 +20,7 @@ use figment::providers::{Env, Format, Toml};
 
 use crate::route::{Router, SinkId};
 
+pub use sink::{Email, EmailMode, S3, SinkKind, Tls, Webhook, WebhookFormat};
 pub use validate::validate;
 
 /// Where the config is read from when neither `--config` nor `SESROUTE_CONFIG` says.
@@ -87,100 +90,6 @@ pub struct Sink {
     pub max_per_minute: Option<NonZeroU32>,
 }
 
-/// What a sink is and its options; opening it is the daemon's business.
-#[derive(Debug, Clone)]
-pub enum SinkKind {
-    File { path: PathBuf, fsync: bool },
-    Log { level: tracing::Level },
-    Sns { topic_arn: String, subject: Option<String> },
-    Sqs { queue_url: String },
-    Email(Box<Email>),
-    Webhook(Webhook),
-    S3(S3),
-}
-
-impl SinkKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkKind::File { .. } => "file",
-            SinkKind::Log { .. } => "log",
-            SinkKind::Sns { .. } => "sns",
-            SinkKind::Sqs { .. } => "sqs",
-            SinkKind::Email(_) => "email",
-            SinkKind::Webhook(_) => "webhook",
-            SinkKind::S3(_) => "s3",
-        }
-    }
-
-    /// Where the sink delivers, for `check`'s summary (no secrets).
-    pub fn target(&self) -> String {
-        match self {
-            SinkKind::File { path, .. } => path.display().to_string(),
-            SinkKind::Log { level } => format!("level {level}"),
-            SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
-            SinkKind::Sqs { queue_url } => queue_url.clone(),
-            SinkKind::Email(e) => {
-                let mode = match e.mode {
-                    EmailMode::Immediate => "immediate".to_owned(),
-                    EmailMode::Digest { window, .. } => format!("digest every {}s", window.as_secs()),
-                };
-                format!("{} via {}:{} ({mode})", e.to.join(", "), e.host, e.port)
-            }
-            SinkKind::Webhook(w) => format!("{} ({})", redact_url(&w.url), w.format.as_str()),
-            SinkKind::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
-        }
-    }
-}
-
-impl SinkKind {
-    /// Where the sink delivers, in full (secrets in a URL included, so never
-    /// for output): a delivery is remembered by sink name and this, so a
-    /// reload that points a sink elsewhere sends to the new place again.
-    pub fn destination(&self) -> String {
-        match self {
-            SinkKind::File { path, .. } => path.display().to_string(),
-            SinkKind::Log { level } => level.to_string(),
-            SinkKind::Sns { topic_arn, .. } => topic_arn.clone(),
-            SinkKind::Sqs { queue_url } => queue_url.clone(),
-            SinkKind::Email(e) => format!("{:?} {:?} {}:{}", e.to, e.cc, e.host, e.port),
-            SinkKind::Webhook(w) => w.url.clone(),
-            SinkKind::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
-        }
-    }
-
-    /// Whether a delivery waits for a batch window (an email digest, the S3
-    /// archive) rather than for the sink itself.
-    pub fn holds(&self) -> bool {
-        match self {
-            SinkKind::Email(options) => matches!(options.mode, EmailMode::Digest { .. }),
-            SinkKind::S3(_) => true,
-            _ => false,
-        }
-    }
-}
-
-/// A URL without its path and query, which may hold a token (Slack's do).
-fn redact_url(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    // user:password@ is a credential too.
-    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
-    let scheme = url.split_once("://").map_or("https", |(scheme, _)| scheme);
-    if host.len() == rest.len() { url.to_owned() } else { format!("{scheme}://{host}/...") }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redacted_urls_keep_scheme_and_host_only() {
-        assert_eq!(redact_url("https://hooks.slack.com/services/T/B/X"), "https://hooks.slack.com/...");
-        assert_eq!(redact_url("https://user:pw@example.test/hook?t=1"), "https://example.test/...");
-        assert_eq!(redact_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
-    }
-}
-
 /// A password or key: kept out of `Debug` output and so out of logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -225,82 +134,6 @@ impl SecretSource {
         }
         Ok(Secret(value))
     }
-}
-
-/// An `email` sink's options.
-#[derive(Debug, Clone)]
-pub struct Email {
-    pub mode: EmailMode,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub from: String,
-    pub host: String,
-    pub port: u16,
-    pub tls: Tls,
-    pub username: Option<String>,
-    pub password: Option<SecretSource>,
-    pub timeout: Duration,
-    /// A minijinja template replacing the built-in subject line.
-    pub subject: Option<String>,
-    /// Files with minijinja templates replacing the built-in bodies, read
-    /// when the sink opens.
-    pub text_template: Option<PathBuf>,
-    pub html_template: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailMode {
-    /// One email per notification.
-    Immediate,
-    /// One email per window listing its notifications, `max_rows` of them in full.
-    Digest { window: Duration, max_rows: usize },
-}
-
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
-    /// Plain connection upgraded with STARTTLS, which is required.
-    StartTls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-    /// No encryption: accepted for a loopback host only.
-    None,
-}
-
-/// A `webhook` sink's options.
-#[derive(Debug, Clone)]
-pub struct Webhook {
-    pub url: String,
-    pub format: WebhookFormat,
-    pub secret: Option<SecretSource>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookFormat {
-    /// The notification and its routing decision.
-    Json,
-    /// A Slack message for an incoming webhook.
-    Slack,
-}
-
-impl WebhookFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookFormat::Json => "json",
-            WebhookFormat::Slack => "slack",
-        }
-    }
-}
-
-/// An `s3` sink's options.
-#[derive(Debug, Clone)]
-pub struct S3 {
-    pub bucket: String,
-    /// Without a trailing slash; may be empty.
-    pub prefix: String,
-    pub batch_max: usize,
-    pub batch_window: Duration,
 }
 
 /// One problem in the config, at a key path such as `routes[2].sinks[0]`.

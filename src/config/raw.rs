@@ -4,11 +4,11 @@
 //! [`super::validate`]'s job, which turns these into the runtime types.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+pub use super::sink::RawSink;
 use crate::route::Key;
 
 /// The whole file.
@@ -78,149 +78,6 @@ pub struct RawSource {
     pub visibility_timeout_secs: Option<u32>,
     /// Messages of this source being processed at once; default 10 per receiver.
     pub max_in_flight: Option<u32>,
-}
-
-/// One sink; `type` selects the variant.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum RawSink {
-    File(RawFileSink),
-    Log(RawLogSink),
-    Sns(RawSnsSink),
-    Sqs(RawSqsSink),
-    Email(Box<RawEmailSink>),
-    Webhook(RawWebhookSink),
-    S3(RawS3Sink),
-}
-
-impl RawSink {
-    /// The `max_per_minute` every sink type takes.
-    pub fn max_per_minute(&self) -> Option<u32> {
-        match self {
-            RawSink::File(s) => s.max_per_minute,
-            RawSink::Log(s) => s.max_per_minute,
-            RawSink::Sns(s) => s.max_per_minute,
-            RawSink::Sqs(s) => s.max_per_minute,
-            RawSink::Email(s) => s.max_per_minute,
-            RawSink::Webhook(s) => s.max_per_minute,
-            RawSink::S3(s) => s.max_per_minute,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFileSink {
-    /// The JSON Lines file to append to.
-    pub path: PathBuf,
-    /// fsync after each write, before the message is deleted; default false.
-    #[serde(default)]
-    pub fsync: bool,
-    /// Deliveries per minute at most; the rest wait in SQS (visibility extended).
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLogSink {
-    /// `error`, `warn`, `info` or `debug`; default `info`.
-    pub level: Option<String>,
-    /// Deliveries per minute at most; the rest wait in SQS (visibility extended).
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSnsSink {
-    /// The topic to publish to.
-    pub topic_arn: String,
-    /// The message subject; default "SES <kind> from <source>".
-    pub subject: Option<String>,
-    /// Deliveries per minute at most; the rest wait in SQS (visibility extended).
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSqsSink {
-    /// The queue to forward to.
-    pub queue_url: String,
-    /// Deliveries per minute at most; the rest wait in SQS (visibility extended).
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawEmailSink {
-    /// `immediate` (one email per notification, the default) or `digest`.
-    pub mode: Option<String>,
-    /// Recipients: the team's addresses.
-    #[serde(deserialize_with = "one_or_many")]
-    pub to: Vec<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub cc: Vec<String>,
-    /// The sender, such as `"sesroute <sesroute@example.com>"`.
-    pub from: String,
-    /// The SMTP server.
-    pub host: String,
-    /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
-    pub port: Option<u16>,
-    /// `starttls` (the default), `tls`, or `none` (a loopback host only).
-    #[serde(alias = "tls_mode")]
-    pub tls: Option<String>,
-    /// The SMTP login (`user` is accepted too).
-    #[serde(alias = "user")]
-    pub username: Option<String>,
-    /// The environment variable that holds the password.
-    pub password_env: Option<String>,
-    /// A file that holds the password (a mounted secret).
-    pub password_file: Option<PathBuf>,
-    /// Rejected with a pointer to `password_env` / `password_file`.
-    pub password: Option<serde::de::IgnoredAny>,
-    /// Connect and command timeout; default 30.
-    pub timeout_secs: Option<u64>,
-    /// Digest mode: how long a digest collects notifications; default 3600.
-    pub digest_window_secs: Option<u64>,
-    /// Digest mode: notifications listed one by one; default 100.
-    pub digest_max: Option<u32>,
-    /// Template of the subject line (minijinja); default built in.
-    pub subject: Option<String>,
-    /// File with the template of the plain-text body; default built in.
-    pub text_template: Option<PathBuf>,
-    /// File with the template of the HTML body; default built in.
-    pub html_template: Option<PathBuf>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWebhookSink {
-    /// Where to POST.
-    pub url: String,
-    /// `json` (the default) or `slack`.
-    pub format: Option<String>,
-    /// HMAC key for `X-Sesroute-Signature`, inline.
-    pub secret: Option<String>,
-    /// The environment variable that holds the HMAC key.
-    pub secret_env: Option<String>,
-    /// A file that holds the HMAC key.
-    pub secret_file: Option<PathBuf>,
-    /// Per-request timeout; default 10.
-    pub timeout_secs: Option<u64>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawS3Sink {
-    pub bucket: String,
-    /// Key prefix; default `sesroute`.
-    pub prefix: Option<String>,
-    /// Notifications per object at most; default 1000.
-    pub batch_max: Option<u32>,
-    /// How long an object collects notifications; default 60.
-    pub batch_window_secs: Option<u64>,
-    pub max_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,6 +204,6 @@ impl From<OneOrMany> for Vec<String> {
     }
 }
 
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     OneOrMany::deserialize(d).map(Into::into)
 }

@@ -183,12 +183,12 @@ impl Opened {
     ) -> Result<Opened, String> {
         let name = &config.name;
         match &config.kind {
-            SinkKind::File { path, fsync } => file::FileSink::open(path, *fsync).await.map(Opened::File),
-            SinkKind::Log { level } => Ok(Opened::Log(log::LogSink::new(name, *level))),
-            SinkKind::Sns { topic_arn, subject } => {
-                sns::SnsSink::new(aws, topic_arn.clone(), subject.clone()).map(Opened::Sns)
+            SinkKind::File(options) => file::FileSink::open(&options.path, options.fsync).await.map(Opened::File),
+            SinkKind::Log(options) => Ok(Opened::Log(log::LogSink::new(name, options.level))),
+            SinkKind::Sns(options) => {
+                sns::SnsSink::new(aws, options.topic_arn.clone(), options.subject.clone()).map(Opened::Sns)
             }
-            SinkKind::Sqs { queue_url } => sqs::SqsSink::new(aws, queue_url.clone()).map(Opened::Sqs),
+            SinkKind::Sqs(options) => sqs::SqsSink::new(aws, options.queue_url.clone()).map(Opened::Sqs),
             SinkKind::Email(options) => email::EmailSink::open(name, options, limit).map(Opened::Email),
             SinkKind::Webhook(options) => webhook::WebhookSink::new(name, options, limit).map(Opened::Webhook),
             SinkKind::S3(options) => s3::S3Sink::new(aws, name, options, limit).map(Opened::S3),
