@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::text::clip_then_dots;
+
 /// The most characters of input a reason quotes; longer input is cut and
 /// ends in `...`.
 pub const ECHO_MAX: usize = 60;
@@ -25,7 +27,7 @@ pub struct Echo(String);
 
 impl Echo {
     pub fn new(text: &str) -> Echo {
-        Echo(clip(&mask(text), ECHO_MAX))
+        Echo(clip_then_dots(&mask(text), ECHO_MAX))
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,7 +43,7 @@ impl fmt::Display for Echo {
 
 /// A key of the input, for a path: masked and clipped like an [`Echo`], unquoted.
 pub fn key(text: &str) -> String {
-    clip(&mask(text), ECHO_MAX)
+    clip_then_dots(&mask(text), ECHO_MAX)
 }
 
 /// Every word (a run between spaces, quotes, brackets and separators) that
@@ -67,14 +69,6 @@ fn mask(text: &str) -> String {
     }
     flush(&mut word, &mut out);
     out
-}
-
-/// At most `max` characters of `text`, followed by `...` when it was longer.
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}...", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 /// How serde names the value it did not expect (`serde::de::Unexpected`),
@@ -116,14 +110,14 @@ pub fn parser_message(message: &str) -> String {
             // before it, so the last `, expected ` is the real one.
             return match rest.rfind(", expected ") {
                 Some(at) => {
-                    let expected = clip(&rest[at + ", expected ".len()..], ECHO_MAX);
+                    let expected = clip_then_dots(&rest[at + ", expected ".len()..], ECHO_MAX);
                     format!("{prefix}{unexpected}, expected {expected}")
                 }
                 None => format!("{prefix}{unexpected}"),
             };
         }
     }
-    clip(&mask(&without_quoted(line)), MESSAGE_MAX)
+    clip_then_dots(&mask(&without_quoted(line)), MESSAGE_MAX)
 }
 
 /// `message` without a trailing ` at line L column C`.

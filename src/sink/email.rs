@@ -24,9 +24,10 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use tracing::warn;
 
-use super::report::{Report, clip};
+use super::report::Report;
 use super::{BatchOptions, Batcher, Deliver, Item, Origin, Pending, RateLimit, SinkError};
 use crate::config::{Email, EmailMode, Tls};
+use crate::text::clip;
 
 /// A digest goes out early once it holds this many notifications, which
 /// bounds what one digest keeps in memory.

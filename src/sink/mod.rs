@@ -10,6 +10,7 @@ mod file;
 mod log;
 pub mod report;
 mod s3;
+mod slack;
 mod sns;
 mod sqs;
 mod webhook;

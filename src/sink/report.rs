@@ -19,6 +19,7 @@ use super::Origin;
 use crate::notification::address;
 use crate::notification::ses::lenient_text;
 use crate::notification::{Kind, Notification};
+use crate::text::clip;
 
 /// A diagnostic code, a reason (an SMTP answer is a line; SES quotes whole
 /// remote answers).
@@ -307,15 +308,6 @@ impl Extra<'_> {
     }
 }
 
-/// At most `max` characters of `text`, cut between characters, `…` marking a cut.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.chars().nth(max).is_none() {
-        return text.to_owned();
-    }
-    let end = text.char_indices().nth(max.saturating_sub(1)).map_or(0, |(i, _)| i);
-    format!("{}…", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,12 +382,5 @@ mod tests {
         assert!(first.starts_with("smtp; 554 xxx"), "{first}");
         assert_eq!((r.recipients.len(), r.omitted_recipients), (MAX_RECIPIENTS, 301 - MAX_RECIPIENTS));
         assert!(r.size() < 100 * 1024, "a report of {} bytes from a body of {}", r.size(), body.len());
-    }
-
-    #[test]
-    fn clip_cuts_between_characters() {
-        assert_eq!(clip("abc", 3), "abc");
-        assert_eq!(clip("abcd", 3), "ab…");
-        assert_eq!(clip("ééé€", 3), "éé…");
     }
 }
