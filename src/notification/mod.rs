@@ -204,6 +204,13 @@ impl Notification<'_> {
     }
 
     /// The configuration set the mail was sent with (`ses:configuration-set`).
+    /// What only people read, from the SES JSON with the parser's own types
+    /// (see [`ses::Details`]); a field that cannot be read is left out.
+    pub fn details(&self) -> ses::Details<'_> {
+        // The typed parse already accepted this JSON; a failure here only loses the extras.
+        serde_json::from_str(&self.ses_json).unwrap_or_default()
+    }
+
     pub fn configuration_set(&self) -> Option<&[Str<'_>]> {
         self.tag("ses:configuration-set")
     }

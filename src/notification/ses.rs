@@ -272,9 +272,81 @@ pub struct Reject<'a> {
     pub reason: Option<Str<'a>>,
 }
 
+/// The fields of the SES JSON only people read (the subject, each event's
+/// time, reason and per-recipient detail), every one optional: read on
+/// demand by [`Notification::details`](super::Notification::details), so
+/// routing never pays for them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Details<'a> {
+    #[serde(borrow)]
+    pub mail: DetailsMail<'a>,
+    #[serde(borrow)]
+    pub bounce: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub complaint: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub delivery: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub delivery_delay: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub reject: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub failure: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub open: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub click: Option<Event<'a>>,
+    #[serde(borrow)]
+    pub subscription: Option<Event<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DetailsMail<'a> {
+    #[serde(borrow)]
+    pub common_headers: Headers<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Headers<'a> {
+    #[serde(borrow)]
+    pub subject: Option<Str<'a>>,
+}
+
+/// Any event payload: the union of the fields read from them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Event<'a> {
+    #[serde(borrow, deserialize_with = "lenient_text")]
+    pub timestamp: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub bounced_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    pub complained_recipients: Vec<Recipient<'a>>,
+    #[serde(borrow)]
+    pub delayed_recipients: Vec<Recipient<'a>>,
+    /// Delivery: plain addresses, one SMTP response for all.
+    #[serde(borrow)]
+    pub recipients: Vec<Str<'a>>,
+    #[serde(borrow)]
+    pub smtp_response: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub reason: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub error_message: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub delay_type: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub link: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub complaint_sub_type: Option<Str<'a>>,
+}
+
 /// A field sesroute only passes along (timestamps, ids): a string as it is, a
 /// number as written, anything else as absent; never an error.
-pub(crate) fn lenient_text<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str<'a>>, D::Error> {
+fn lenient_text<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Str<'a>>, D::Error> {
     struct Lenient<'a>(std::marker::PhantomData<&'a ()>);
 
     impl<'de: 'a, 'a> Visitor<'de> for Lenient<'a> {

@@ -3,7 +3,8 @@
 //!
 //! Routing needs only a few fields, so [`Notification`] keeps only those; the
 //! rest (per-recipient status and diagnostic code, the subject, a reject
-//! reason) is read here from the SES JSON, once per delivery to a people sink.
+//! reason) is read by [`Notification::details`], with the parser's own wire
+//! types, once per delivery to a people sink.
 //!
 //! Every field of a report is cut to a length a person can read (see the
 //! `MAX_*` limits below), whatever the notification carries: a 150 KB
@@ -13,11 +14,11 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Origin;
 use crate::notification::address;
-use crate::notification::ses::lenient_text;
+use crate::notification::ses::Details;
 use crate::notification::{Kind, Notification};
 use crate::text::clip;
 
@@ -77,13 +78,12 @@ pub struct RecipientReport {
 
 impl Report {
     pub fn new(origin: Origin<'_>, notification: &Notification<'_>, routes: &[&str]) -> Report {
-        // The typed parse already accepted this JSON; a failure here only loses the extras.
-        let extra: Extra<'_> = serde_json::from_str(&notification.ses_json).unwrap_or_default();
+        let details = notification.details();
         let sender = notification.source.to_string();
         let sender_domain = sender.rsplit_once('@').map(|(_, domain)| domain.to_owned()).unwrap_or_default();
         let detail = &notification.detail;
         let owned = |s: &Option<Cow<'_, str>>| s.as_deref().map(str::to_owned);
-        let (event_time, mut recipients, reason) = extra.event(notification.kind);
+        let (event_time, mut recipients, reason) = event_of(&details, notification.kind);
         if recipients.is_empty() {
             recipients = notification
                 .recipients
@@ -104,7 +104,7 @@ impl Report {
             time: clip(&event_time.or_else(|| owned(&notification.timestamp)).unwrap_or_default(), MAX_FIELD_CHARS),
             sender: clip(&sender, MAX_FIELD_CHARS),
             sender_domain: clip(&sender_domain, MAX_FIELD_CHARS),
-            subject: extra.mail.common_headers.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
+            subject: details.mail.common_headers.subject.as_deref().map(|s| clip(s, MAX_SUBJECT_CHARS)),
             message_id: clip(&notification.message_id, MAX_FIELD_CHARS),
             omitted_recipients: affected - recipients.len(),
             recipients,
@@ -175,137 +175,55 @@ fn headline(n: &Notification<'_>) -> String {
     }
 }
 
-/// The fields of the SES JSON only people care about; every one optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Extra<'a> {
-    #[serde(borrow)]
-    mail: Mail<'a>,
-    #[serde(borrow)]
-    bounce: Option<Event<'a>>,
-    #[serde(borrow)]
-    complaint: Option<Event<'a>>,
-    #[serde(borrow)]
-    delivery: Option<Event<'a>>,
-    #[serde(borrow)]
-    delivery_delay: Option<Event<'a>>,
-    #[serde(borrow)]
-    reject: Option<Event<'a>>,
-    #[serde(borrow)]
-    failure: Option<Event<'a>>,
-    #[serde(borrow)]
-    open: Option<Event<'a>>,
-    #[serde(borrow)]
-    click: Option<Event<'a>>,
-    #[serde(borrow)]
-    subscription: Option<Event<'a>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Mail<'a> {
-    #[serde(borrow)]
-    common_headers: Headers<'a>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Headers<'a> {
-    #[serde(borrow)]
-    subject: Option<Cow<'a, str>>,
-}
-
-/// Any event payload: the union of the fields read from them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Event<'a> {
-    #[serde(borrow, deserialize_with = "lenient_text")]
-    timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    bounced_recipients: Vec<Recipient<'a>>,
-    #[serde(borrow)]
-    complained_recipients: Vec<Recipient<'a>>,
-    #[serde(borrow)]
-    delayed_recipients: Vec<Recipient<'a>>,
-    /// Delivery: plain addresses, one SMTP response for all.
-    #[serde(borrow)]
-    recipients: Vec<Cow<'a, str>>,
-    #[serde(borrow)]
-    smtp_response: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    error_message: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    delay_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    link: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    complaint_sub_type: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct Recipient<'a> {
-    #[serde(borrow)]
-    email_address: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    diagnostic_code: Option<Cow<'a, str>>,
-}
-
-impl Extra<'_> {
-    /// The event's time, its recipients with details, and a reason, for `kind`.
-    fn event(&self, kind: Kind) -> (Option<String>, Vec<RecipientReport>, Option<String>) {
-        let event = match kind {
-            Kind::Bounce => &self.bounce,
-            Kind::Complaint => &self.complaint,
-            Kind::Delivery => &self.delivery,
-            Kind::DeliveryDelay => &self.delivery_delay,
-            Kind::Reject => &self.reject,
-            Kind::RenderingFailure => &self.failure,
-            Kind::Open => &self.open,
-            Kind::Click => &self.click,
-            Kind::Subscription => &self.subscription,
-            Kind::Send => &None,
-        };
-        let Some(event) = event else { return (None, Vec::new(), None) };
-        let listed = match kind {
-            Kind::Bounce => &event.bounced_recipients,
-            Kind::Complaint => &event.complained_recipients,
-            _ => &event.delayed_recipients,
-        };
-        // One more than is listed, so that the report knows some were left out.
-        let mut recipients: Vec<RecipientReport> = listed
+/// The event's time, its recipients with details, and a reason, for `kind`.
+fn event_of(details: &Details<'_>, kind: Kind) -> (Option<String>, Vec<RecipientReport>, Option<String>) {
+    let event = match kind {
+        Kind::Bounce => &details.bounce,
+        Kind::Complaint => &details.complaint,
+        Kind::Delivery => &details.delivery,
+        Kind::DeliveryDelay => &details.delivery_delay,
+        Kind::Reject => &details.reject,
+        Kind::RenderingFailure => &details.failure,
+        Kind::Open => &details.open,
+        Kind::Click => &details.click,
+        Kind::Subscription => &details.subscription,
+        Kind::Send => &None,
+    };
+    let Some(event) = event else { return (None, Vec::new(), None) };
+    let listed = match kind {
+        Kind::Bounce => &event.bounced_recipients,
+        Kind::Complaint => &event.complained_recipients,
+        _ => &event.delayed_recipients,
+    };
+    // One more than is listed, so that the report knows some were left out.
+    let mut recipients: Vec<RecipientReport> = listed
+        .iter()
+        .filter_map(|r| {
+            Some(RecipientReport {
+                address: address::bare(r.email_address.as_deref()?)?.into_owned(),
+                status: r.status.as_deref().map(|s| clip(s, MAX_FIELD_CHARS)),
+                diagnostic_code: r.diagnostic_code.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC_CHARS)),
+            })
+        })
+        .take(MAX_RECIPIENTS + 1)
+        .collect();
+    if kind == Kind::Delivery {
+        recipients = event
+            .recipients
             .iter()
-            .filter_map(|r| {
-                Some(RecipientReport {
-                    address: address::bare(r.email_address.as_deref()?)?.into_owned(),
-                    status: r.status.as_deref().map(|s| clip(s, MAX_FIELD_CHARS)),
-                    diagnostic_code: r.diagnostic_code.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC_CHARS)),
-                })
+            .filter_map(|a| address::bare(a))
+            .map(|a| RecipientReport {
+                address: a.into_owned(),
+                status: None,
+                diagnostic_code: event.smtp_response.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC_CHARS)),
             })
             .take(MAX_RECIPIENTS + 1)
             .collect();
-        if kind == Kind::Delivery {
-            recipients = event
-                .recipients
-                .iter()
-                .filter_map(|a| address::bare(a))
-                .map(|a| RecipientReport {
-                    address: a.into_owned(),
-                    status: None,
-                    diagnostic_code: event.smtp_response.as_deref().map(|d| clip(d, MAX_DIAGNOSTIC_CHARS)),
-                })
-                .take(MAX_RECIPIENTS + 1)
-                .collect();
-        }
-        let reason = [&event.reason, &event.error_message, &event.delay_type, &event.link, &event.complaint_sub_type]
-            .into_iter()
-            .find_map(|r| r.as_deref().map(|r| clip(r, MAX_DIAGNOSTIC_CHARS)));
-        (event.timestamp.as_deref().map(str::to_owned), recipients, reason)
     }
+    let reason = [&event.reason, &event.error_message, &event.delay_type, &event.link, &event.complaint_sub_type]
+        .into_iter()
+        .find_map(|r| r.as_deref().map(|r| clip(r, MAX_DIAGNOSTIC_CHARS)));
+    (event.timestamp.as_deref().map(str::to_owned), recipients, reason)
 }
 
 #[cfg(test)]
