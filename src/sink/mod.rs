@@ -231,7 +231,7 @@ impl Sink {
         if let Some(kind) = self.kind.get() {
             return Ok(kind);
         }
-        let opened = self.kind.get_or_try_init(|| self.open()).await;
+        let opened = self.kind.get_or_try_init(|| Opened::open(&self.config, &self.aws, self.limit.clone())).await;
         let mut unopened = self.unopened.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match opened {
             Ok(kind) => {
@@ -243,10 +243,6 @@ impl Sink {
                 Err(SinkError::Retryable(format!("cannot open the sink: {reason}")))
             }
         }
-    }
-
-    async fn open(&self) -> Result<Opened, String> {
-        Opened::open(&self.config, &self.aws, self.limit.clone()).await
     }
 
     /// Why the sink is not open, while it is not.
