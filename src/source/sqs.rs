@@ -214,8 +214,8 @@ impl Queue {
     }
 
     /// Deletes a message through the batcher; returns once SQS confirmed it.
-    pub async fn delete(&self, receipt_handle: String) -> Result<(), String> {
-        self.deletes.submit(receipt_handle).await.map_err(|e| e.to_string())
+    pub async fn delete(&self, receipt_handle: String) -> Result<(), DeleteError> {
+        self.deletes.submit(receipt_handle).await
     }
 
     /// Makes the message visible again after `timeout` (a retry's backoff, or
