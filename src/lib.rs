@@ -15,6 +15,7 @@ pub mod notification;
 pub mod route;
 pub mod runtime;
 pub mod server;
+pub mod signature;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

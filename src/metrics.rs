@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Messages received from SQS, by `source`.
 pub const RECEIVED: &str = "sesroute_messages_received_total";
-/// Messages by `source` and `outcome`: delivered, retry, reject, ignored, error, unrouted.
+/// Messages by `source` and `outcome`: delivered, retry, reject, ignored, error, refused, unrouted.
 pub const OUTCOMES: &str = "sesroute_messages_total";
 /// Notifications matched, by `route`.
 pub const ROUTE_MATCHES: &str = "sesroute_route_matches_total";
@@ -30,6 +30,11 @@ pub const AWS_ERRORS: &str = "sesroute_aws_errors_total";
 pub const RELOADS: &str = "sesroute_config_reloads_total";
 /// Panics caught, by `task`: message (one message's pipeline) or receive (a receive loop, restarted).
 pub const PANICS: &str = "sesroute_panics_total";
+/// Bodies that failed signature verification (or an allow-list), by `source`,
+/// `mode` (log, require) and `reason`: not-signed, bad-version, bad-cert-url,
+/// certificate, bad-signature, topic-not-allowed, account-not-allowed,
+/// cert-unavailable.
+pub const SIGNATURE_FAILURES: &str = "sesroute_signature_failures_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "sesroute_build_info";
 
@@ -44,7 +49,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     describe_counter!(RECEIVED, "Messages received from SQS, by source.");
-    describe_counter!(OUTCOMES, "Messages by source and outcome (delivered, retry, reject, ignored, error, unrouted).");
+    describe_counter!(
+        OUTCOMES,
+        "Messages by source and outcome (delivered, retry, reject, ignored, error, refused, unrouted)."
+    );
     describe_counter!(ROUTE_MATCHES, "Notifications matched, by route.");
     describe_counter!(DELIVERIES, "Sink deliveries by sink and result (ok, retryable, permanent).");
     describe_counter!(
@@ -58,6 +66,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_counter!(AWS_ERRORS, "Failed AWS calls, by service and operation.");
     describe_counter!(RELOADS, "Config reloads by result (ok, error).");
     describe_counter!(PANICS, "Panics caught, by task (message, receive).");
+    describe_counter!(
+        SIGNATURE_FAILURES,
+        "Bodies that failed SNS signature verification or an allow-list, by source, mode and reason."
+    );
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)

@@ -14,6 +14,7 @@ pub fn bounce(ses_json: &str) -> Notification<'_> {
         message_id: Cow::Borrowed("0100018f-bounce"),
         timestamp: None,
         source_arn: None,
+        sending_account_id: None,
         tags: Vec::new(),
         recipients: vec![Cow::Borrowed("jane@example.org")],
         detail: Detail {

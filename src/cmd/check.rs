@@ -27,6 +27,19 @@ pub fn summary(path: &Path, config: &Config) -> String {
     let _ = writeln!(out, "\nsources ({}):", config.sources.len());
     for s in &config.sources {
         let _ = writeln!(out, "  {:<20} {} ({} receivers)", s.name, s.queue_url, s.receivers);
+        let mut trust = format!("signature: {}", s.signature.as_str());
+        if !s.topics.is_empty() {
+            let _ = write!(trust, ", topics: {}", s.topics.join(" | "));
+        }
+        if !s.accounts.is_empty() {
+            let _ = write!(trust, ", accounts: {}", s.accounts.join(", "));
+        }
+        let _ = writeln!(out, "  {:<20} {trust}", "");
+    }
+    if config.sources.iter().any(|s| s.signature != crate::signature::Mode::Off) {
+        let pinned = config.sns.signing_certs.len();
+        let fetch = if config.sns.fetch_certs { "others fetched from SNS" } else { "nothing fetched" };
+        let _ = writeln!(out, "  signing certificates: {pinned} pinned, {fetch}");
     }
     let _ = writeln!(out, "\nsinks ({}):", config.sinks.len());
     for (i, sink) in config.sinks.iter().enumerate() {

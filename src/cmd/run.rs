@@ -74,11 +74,19 @@ async fn serve(config_path: &Path, config: Arc<Config>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let fetcher = match crate::signature::Fetcher::new() {
+        Ok(fetcher) => Arc::new(fetcher),
+        Err(e) => {
+            error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
     let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
     tokio::spawn(signals(shutdown.clone()));
-    tokio::spawn(reload_on_sighup(config_path.to_owned(), config.clone(), aws.clone(), reload_tx));
+    tokio::spawn(reload_on_sighup(config_path.to_owned(), config.clone(), aws.clone(), fetcher.clone(), reload_tx));
     info!(version = env!("CARGO_PKG_VERSION"), sources = config.sources.len(), sinks = config.sinks.len(), "started");
-    let routing = Routing { config, sinks };
+    let certs = certificates(&config, &fetcher);
+    let routing = Routing { config, sinks, certs };
     crate::runtime::run(routing, aws_sdk_sqs::Client::new(&aws), health, reloads, shutdown).await;
     let _ = server.await;
     ExitCode::SUCCESS
@@ -91,6 +99,7 @@ async fn reload_on_sighup(
     path: PathBuf,
     mut current: Arc<Config>,
     aws: aws_config::SdkConfig,
+    fetcher: Arc<crate::signature::Fetcher>,
     reloads: tokio::sync::mpsc::Sender<Routing>,
 ) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -121,10 +130,30 @@ async fn reload_on_sighup(
         }
         metrics::counter!(RELOADS, "result" => "ok").increment(1);
         current = config.clone();
-        if reloads.send(Routing { config, sinks }).await.is_err() {
+        let certs = certificates(&config, &fetcher);
+        if reloads.send(Routing { config, sinks, certs }).await.is_err() {
             return;
         }
     }
+}
+
+/// The `[sns]` certificates: pinned files read now (one that cannot be read
+/// is logged, and messages that need it wait in SQS), and the fetcher when
+/// `fetch_certs` is on. Fetched certificates stay cached across reloads.
+fn certificates(config: &Config, fetcher: &Arc<crate::signature::Fetcher>) -> crate::signature::Certificates {
+    let pinned = config
+        .sns
+        .signing_certs
+        .iter()
+        .map(|(url, path)| {
+            let cert = crate::signature::Certificate::read(path).map(Arc::new);
+            if let Err(e) = &cert {
+                error!(error = %format!("sns.signing_certs.{url:?}: {e}"), "cannot read a pinned signing certificate: messages signed with it wait in SQS");
+            }
+            (url.clone(), cert)
+        })
+        .collect();
+    crate::signature::Certificates::new(pinned, config.sns.fetch_certs.then(|| fetcher.clone()))
 }
 
 /// Opens the config's sinks. One that cannot be opened does not stop the

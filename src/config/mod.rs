@@ -51,6 +51,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Bytes that messages waiting for a batch may hold, all sources together.
     pub max_held_bytes: usize,
+    pub sns: Sns,
     /// Things that are valid but probably not what was meant.
     pub warnings: Vec<String>,
 }
@@ -80,6 +81,19 @@ pub struct Source {
     pub wait_time_secs: u32,
     pub visibility_timeout_secs: Option<u32>,
     pub max_in_flight: u32,
+    pub signature: crate::signature::Mode,
+    /// `TopicArn` patterns accepted; empty: any topic.
+    pub topics: Vec<String>,
+    /// `mail.sendingAccountId` values accepted; empty: any account.
+    pub accounts: Vec<String>,
+}
+
+/// `[sns]`: where signing certificates come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sns {
+    /// `SigningCertURL` → PEM file; read when the daemon starts or reloads.
+    pub signing_certs: Vec<(String, PathBuf)>,
+    pub fetch_certs: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -35,6 +35,19 @@ pub struct RawConfig {
     /// Daemon behaviour.
     #[serde(default)]
     pub runtime: RawRuntime,
+    /// SNS signing certificates, for sources with `signature` on.
+    #[serde(default)]
+    pub sns: RawSns,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSns {
+    /// `SigningCertURL` → a PEM file, used instead of fetching that URL.
+    #[serde(default)]
+    pub signing_certs: BTreeMap<String, std::path::PathBuf>,
+    /// Whether certificates not in `signing_certs` are fetched; default true.
+    pub fetch_certs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +91,14 @@ pub struct RawSource {
     pub visibility_timeout_secs: Option<u32>,
     /// Messages of this source being processed at once; default 10 per receiver.
     pub max_in_flight: Option<u32>,
+    /// SNS signature verification: `off` (default), `log` or `require`.
+    pub signature: Option<crate::signature::Mode>,
+    /// `TopicArn` patterns accepted (with `signature` on).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub topics: Vec<String>,
+    /// `mail.sendingAccountId` values accepted.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,8 +9,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::checks::{Issues, check_url};
-use super::raw::{RawConfig, RawMatch, RawRoute, RawSink, RawSource};
-use super::{Aws, Config, Issue, Sink, SinkKind, Source};
+use super::raw::{RawConfig, RawMatch, RawRoute, RawSink, RawSns, RawSource};
+use super::{Aws, Config, Issue, Sink, SinkKind, Sns, Source};
 use crate::notification::Kind;
 use crate::route::{KindSet, Matcher, Patterns, Route, Router, SinkId};
 
@@ -52,6 +52,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Issue>> {
     }
     let dead_letter = raw.dead_letter.as_deref().and_then(|name| sink_id(&mut issues, "dead_letter", name, &names));
     let max_held_bytes = max_held_bytes(&mut issues, raw.runtime.max_held_mib);
+    let sns = sns(&mut issues, raw.sns);
 
     if !issues.0.is_empty() {
         return Err(issues.0);
@@ -67,6 +68,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Issue>> {
         dead_letter,
         shutdown_grace: Duration::from_secs(raw.runtime.shutdown_grace_secs.unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS)),
         max_held_bytes,
+        sns,
         warnings,
     })
 }
@@ -107,6 +109,16 @@ fn sources(issues: &mut Issues, raw: Vec<RawSource>) -> Vec<Source> {
             if max_in_flight == 0 {
                 issues.push(format!("{key}.max_in_flight"), "must be at least 1");
             }
+            for (j, account) in s.accounts.iter().enumerate() {
+                if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                    issues.push(format!("{key}.accounts[{j}]"), format!("{account:?} is not a 12-digit AWS account id"));
+                }
+            }
+            for (j, topic) in s.topics.iter().enumerate() {
+                if topic.trim().is_empty() {
+                    issues.push(format!("{key}.topics[{j}]"), "is empty");
+                }
+            }
             Source {
                 name: s.name,
                 queue_url: s.queue_url,
@@ -114,9 +126,26 @@ fn sources(issues: &mut Issues, raw: Vec<RawSource>) -> Vec<Source> {
                 wait_time_secs,
                 visibility_timeout_secs: s.visibility_timeout_secs,
                 max_in_flight,
+                signature: s.signature.unwrap_or_default(),
+                topics: s.topics,
+                accounts: s.accounts,
             }
         })
         .collect()
+}
+
+/// `[sns]`: pinned certificate URLs must be ones SNS could name (their
+/// files are read when the daemon starts, not here).
+fn sns(issues: &mut Issues, raw: RawSns) -> Sns {
+    for (url, path) in &raw.signing_certs {
+        if let Err(why) = crate::signature::check_url(url, None) {
+            issues.push(format!("sns.signing_certs.{url:?}"), format!("not an SNS certificate URL: {why}"));
+        }
+        if path.as_os_str().is_empty() {
+            issues.push(format!("sns.signing_certs.{url:?}"), "the file path is empty");
+        }
+    }
+    Sns { signing_certs: raw.signing_certs.into_iter().collect(), fetch_certs: raw.fetch_certs.unwrap_or(true) }
 }
 
 fn sinks(issues: &mut Issues, raw: BTreeMap<String, RawSink>) -> Vec<Sink> {
@@ -260,6 +289,19 @@ fn warnings(sources: &[Source], sinks: &[Sink], routes: &[Route], dead_letter: O
             warnings.push(format!(
                 "routes[{i}] {:?} can never match: routes[{j}] {:?} before it matches everything and does not continue",
                 route.name, routes[j].name
+            ));
+        }
+    }
+    for (i, source) in sources.iter().enumerate() {
+        if source.signature == crate::signature::Mode::Off && !source.topics.is_empty() {
+            warnings.push(format!(
+                "sources[{i}].topics has no effect with signature = \"off\": without a verified signature the TopicArn can be forged (set signature = \"log\" or \"require\")"
+            ));
+        }
+        if source.signature != crate::signature::Mode::Off && dead_letter.is_none() {
+            warnings.push(format!(
+                "sources[{i}] {:?} verifies signatures but there is no dead_letter sink: refused bodies stay in the queue until its redrive policy moves them",
+                source.name
             ));
         }
     }

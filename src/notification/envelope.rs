@@ -226,6 +226,7 @@ fn record<'a>(body: Body<'a>, ses_json: &'a str, envelope: Envelope<'a>) -> Resu
         message_id: mail.message_id.unwrap_or_default(),
         timestamp: mail.timestamp,
         source_arn: mail.source_arn,
+        sending_account_id: mail.sending_account_id,
         tags: mail.tags.map(|t| t.0).unwrap_or_default(),
         recipients,
         detail,

@@ -132,6 +132,8 @@ pub struct Notification<'a> {
     pub timestamp: Option<Str<'a>>,
     /// `mail.sourceArn`: the identity used to send.
     pub source_arn: Option<Str<'a>>,
+    /// `mail.sendingAccountId`: the account that sent the email.
+    pub sending_account_id: Option<Str<'a>>,
     /// `mail.tags` in the order written: name and values.
     pub tags: Vec<(Str<'a>, Vec<Str<'a>>)>,
     /// The affected recipients, bare and lowercased: bounced, complained,
@@ -223,6 +225,7 @@ impl Notification<'_> {
             message_id: own(self.message_id),
             timestamp: own_opt(self.timestamp),
             source_arn: own_opt(self.source_arn),
+            sending_account_id: own_opt(self.sending_account_id),
             tags: self.tags.into_iter().map(|(k, v)| (own(k), v.into_iter().map(own).collect())).collect(),
             recipients: self.recipients.into_iter().map(own).collect(),
             detail: Detail {

@@ -169,6 +169,8 @@ pub struct Mail<'a> {
     pub source: Option<Str<'a>>,
     #[serde(borrow)]
     pub source_arn: Option<Str<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient_text")]
+    pub sending_account_id: Option<Str<'a>>,
     #[serde(default, borrow, deserialize_with = "one_or_many")]
     pub destination: Vec<Str<'a>>,
     #[serde(borrow)]

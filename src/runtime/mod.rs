@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, Source};
 use crate::metrics::{AWS_ERRORS, OLDEST_AGE_SECONDS, PANICS, RECEIVED};
 use crate::server::Health;
+use crate::signature::{Certificates, Policy};
 use crate::sink::Sinks;
 use crate::source::sqs::{Queue, receive_backoff};
 
@@ -34,6 +35,8 @@ pub use delivered::Delivered;
 pub struct Routing {
     pub config: Arc<Config>,
     pub sinks: Sinks,
+    /// The signing certificates of `[sns]` (pinned ones read, a fetcher shared across reloads).
+    pub certs: Certificates,
 }
 
 /// Counts since start, per outcome; logged at shutdown.
@@ -45,6 +48,8 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub ignored: AtomicU64,
     pub errors: AtomicU64,
+    /// Refused by signature verification or an allow-list.
+    pub refused: AtomicU64,
     pub unrouted: AtomicU64,
     pub dead_lettered: AtomicU64,
 }
@@ -133,9 +138,14 @@ pub async fn run(
                 }
             };
             let stop = shutdown.child_token();
+            let policy = Arc::new(Policy::of(&source));
             let receivers = (0..source.receivers)
                 .map(|i| {
-                    let receiver = Receiver { queue: queue.clone(), task: format!("receive {}#{i}", source.name) };
+                    let receiver = Receiver {
+                        queue: queue.clone(),
+                        policy: policy.clone(),
+                        task: format!("receive {}#{i}", source.name),
+                    };
                     tokio::spawn(supervise(receiver, shared.clone(), tracker.clone(), stop.clone()))
                 })
                 .collect();
@@ -183,6 +193,7 @@ pub async fn run(
         rejected = Stats::get(&stats.rejected),
         ignored = Stats::get(&stats.ignored),
         errors = Stats::get(&stats.errors),
+        refused = Stats::get(&stats.refused),
         unrouted = Stats::get(&stats.unrouted),
         dead_lettered = Stats::get(&stats.dead_lettered),
         "stopped"
@@ -207,6 +218,7 @@ fn readiness_window(source: &Source) -> Duration {
 /// One receive loop of a queue, and its name for `/healthz`.
 struct Receiver {
     queue: Queue,
+    policy: Arc<Policy>,
     task: String,
 }
 
@@ -215,8 +227,14 @@ struct Receiver {
 /// or comes back from SQS).
 async fn supervise(receiver: Receiver, shared: Arc<Shared>, tracker: TaskTracker, stop: CancellationToken) {
     loop {
-        let run =
-            receive_loop(receiver.queue.clone(), receiver.task.clone(), shared.clone(), tracker.clone(), stop.clone());
+        let run = receive_loop(
+            receiver.queue.clone(),
+            receiver.policy.clone(),
+            receiver.task.clone(),
+            shared.clone(),
+            tracker.clone(),
+            stop.clone(),
+        );
         match tokio::spawn(run).await {
             Err(e) if e.is_panic() => {
                 metrics::counter!(PANICS, "task" => "receive").increment(1);
@@ -248,11 +266,18 @@ fn receive_deadline(queue: &Queue) -> Duration {
 
 /// One long-poll loop: receive, hand each message to its own task, repeat.
 /// SQS being unreachable never ends it: it backs off and tries again.
-async fn receive_loop(queue: Queue, task: String, shared: Arc<Shared>, tracker: TaskTracker, stop: CancellationToken) {
+async fn receive_loop(
+    queue: Queue,
+    policy: Arc<Policy>,
+    task: String,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) {
     let health = shared.health.clone();
     health.beat(&task, Some(receive_deadline(&queue)));
     let visibility_timeout = queue.visibility_timeout().await;
-    let ctx = Arc::new(pipeline::Context { queue, visibility_timeout, shared });
+    let ctx = Arc::new(pipeline::Context { queue, policy, visibility_timeout, shared });
     let name = ctx.queue.name.clone();
     let deletes = format!("deletes {name}");
     let mut backoff = receive_backoff();

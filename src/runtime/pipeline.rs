@@ -11,9 +11,12 @@ use tokio::time::Instant;
 use tracing::{Instrument, error, field, info, info_span, warn};
 
 use super::{Routing, Shared, Stats};
-use crate::metrics::{AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, HELD, IN_FLIGHT, OUTCOMES, ROUTE_MATCHES};
+use crate::metrics::{
+    AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, HELD, IN_FLIGHT, OUTCOMES, ROUTE_MATCHES, SIGNATURE_FAILURES,
+};
 use crate::notification::{self, Parsed};
 use crate::route::SinkId;
+use crate::signature::{Mode, Policy, Refusal, Verdict};
 use crate::sink::{Item, Origin, SinkError, Sinks};
 use crate::source::heartbeat;
 use crate::source::sqs::{Queue, Received};
@@ -22,6 +25,8 @@ use crate::source::sqs::{Queue, Received};
 #[derive(Debug)]
 pub struct Context {
     pub queue: Queue,
+    /// The source's signature settings.
+    pub policy: Arc<Policy>,
     pub visibility_timeout: Duration,
     pub(super) shared: Arc<Shared>,
 }
@@ -192,6 +197,23 @@ async fn handle(
 ) -> (Action, &'static str) {
     let stats = &ctx.shared.stats;
     let origin = Origin { queue: &ctx.queue.name, sqs_message_id: &message.message_id };
+    match ctx.policy.verify(&message.body, &routing.certs, std::time::SystemTime::now()).await {
+        Verdict::Genuine => {}
+        Verdict::Refused(refusal) => {
+            if let Some(refused) = refuse(ctx, routing, message, permit, &refusal).await {
+                return refused;
+            }
+        }
+        Verdict::Unavailable(why) => {
+            count_failure(ctx, "cert-unavailable");
+            if ctx.policy.mode == Mode::Require {
+                Stats::add(&stats.retried);
+                warn!(error = %why, "signature: no verdict yet (the certificate cannot be had): will retry");
+                return (Action::Later(Duration::ZERO), "retry");
+            }
+            warn!(error = %why, "signature: not verified (the certificate cannot be had); routed anyway (signature = \"log\")");
+        }
+    }
     let mut scratch = String::new();
     let notification = match notification::parse(&message.body, &mut scratch) {
         Ok(Parsed::Notification(n)) => n,
@@ -203,16 +225,16 @@ async fn handle(
         Err(e) => {
             Stats::add(&stats.errors);
             error!(error = %e, body_bytes = message.body.len(), "cannot understand the message");
-            let reason = e.to_string();
-            let item = Item::DeadLetter { body: &message.body, reason: &reason };
-            let held = Held::new(&ctx.shared.held, message.body.len());
-            let action = match dead_letter(ctx, routing, message, permit, &held, item).await {
-                Ok(()) => Action::Delete(Vec::new()),
-                Err(pause) => Action::Later(pause),
-            };
-            return (action, "error");
+            return (unreadable(ctx, routing, message, permit, &e.to_string()).await, "error");
         }
     };
+    if let Err(refusal) = ctx.policy.check_account(notification.sending_account_id.as_deref()) {
+        count_failure(ctx, refusal.label());
+        Stats::add(&stats.refused);
+        error!(error = %refusal, body_bytes = message.body.len(), "refused: not from an allowed account");
+        let reason = format!("refused: {refusal}");
+        return (unreadable(ctx, routing, message, permit, &reason).await, "refused");
+    }
     let span = tracing::Span::current();
     span.record("message_id", &*notification.message_id);
     span.record("kind", notification.kind.as_str());
@@ -273,6 +295,54 @@ async fn handle(
             warn!(error = %reason, "not delivered everywhere: will retry");
             (Action::Later(pause), "retry")
         }
+    }
+}
+
+/// A body that failed verification: under `require` it goes the way of a body
+/// that cannot be understood (the answer for the message); under `log` it is
+/// only reported (`None`: go on).
+async fn refuse(
+    ctx: &Context,
+    routing: &Routing,
+    message: &Received,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    refusal: &Refusal,
+) -> Option<(Action, &'static str)> {
+    count_failure(ctx, refusal.label());
+    if ctx.policy.mode != Mode::Require {
+        warn!(error = %refusal, "signature: does not verify; routed anyway (signature = \"log\")");
+        return None;
+    }
+    Stats::add(&ctx.shared.stats.refused);
+    error!(error = %refusal, body_bytes = message.body.len(), "refused: not a verified SNS envelope");
+    let reason = format!("refused: {refusal}");
+    Some((unreadable(ctx, routing, message, permit, &reason).await, "refused"))
+}
+
+fn count_failure(ctx: &Context, reason: &'static str) {
+    metrics::counter!(
+        SIGNATURE_FAILURES,
+        "source" => ctx.queue.name.to_string(),
+        "mode" => ctx.policy.mode.as_str(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+/// A body that is not routed (it cannot be understood, or was refused): to
+/// the dead-letter sink with `reason`, or left in the queue.
+async fn unreadable(
+    ctx: &Context,
+    routing: &Routing,
+    message: &Received,
+    permit: &mut Option<OwnedSemaphorePermit>,
+    reason: &str,
+) -> Action {
+    let item = Item::DeadLetter { body: &message.body, reason };
+    let held = Held::new(&ctx.shared.held, message.body.len());
+    match dead_letter(ctx, routing, message, permit, &held, item).await {
+        Ok(()) => Action::Delete(Vec::new()),
+        Err(pause) => Action::Later(pause),
     }
 }
 

@@ -11,6 +11,7 @@ mod hostile;
 mod parser_props;
 mod route_cli;
 mod routing;
+mod signature;
 
 use std::path::{Path, PathBuf};
 

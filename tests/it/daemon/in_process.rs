@@ -43,7 +43,7 @@ async fn run_in_process_delivers_dead_letters_and_returns_its_stats() {
     let (_reload, reloads) = tokio::sync::mpsc::channel(1);
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(run(
-        Routing { config, sinks },
+        Routing { config, sinks, certs: sesroute::signature::Certificates::default() },
         aws.sqs.clone(),
         Arc::new(Health::default()),
         reloads,
