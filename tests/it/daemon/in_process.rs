@@ -40,25 +40,8 @@ async fn run_in_process_delivers_dead_letters_and_returns_its_stats() {
 
     let (sinks, unopened) = Sinks::open(&config, &aws.sdk).await;
     assert!(unopened.is_empty(), "every sink opens: {unopened:?}");
-    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run(
-        Routing { config, sinks, certs: sesroute::signature::Certificates::default() },
-        aws.sqs.clone(),
-        Arc::new(Health::default()),
-        reloads,
-        shutdown.clone(),
-    ));
-    eventually("every message to be deleted", Duration::from_secs(30), async || {
-        let depth = aws.depth(&queue).await;
-        if depth.total() == 0 { Ok(()) } else { Err(format!("{depth:?}")) }
-    })
-    .await;
-    shutdown.cancel();
-    let stats = tokio::time::timeout(Duration::from_secs(20), daemon)
-        .await
-        .expect("run returns within the grace period")
-        .expect("run does not panic");
+    let stats =
+        drain(&aws, &queue, Routing { config, sinks, certs: sesroute::signature::Certificates::default() }).await;
 
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     assert_eq!(count(&stats.received), 3);
@@ -103,25 +86,7 @@ async fn a_require_source_routes_only_verified_envelopes_and_dead_letters_the_re
     let certs = Certificates::new([(TEST_CERT_URL.to_owned(), Ok(cert))].into_iter().collect(), None);
     let (sinks, unopened) = Sinks::open(&config, &aws.sdk).await;
     assert!(unopened.is_empty(), "every sink opens: {unopened:?}");
-    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
-    let shutdown = CancellationToken::new();
-    let daemon = tokio::spawn(run(
-        Routing { config, sinks, certs },
-        aws.sqs.clone(),
-        Arc::new(Health::default()),
-        reloads,
-        shutdown.clone(),
-    ));
-    eventually("every message to be deleted", Duration::from_secs(30), async || {
-        let depth = aws.depth(&queue).await;
-        if depth.total() == 0 { Ok(()) } else { Err(format!("{depth:?}")) }
-    })
-    .await;
-    shutdown.cancel();
-    let stats = tokio::time::timeout(Duration::from_secs(20), daemon)
-        .await
-        .expect("run returns within the grace period")
-        .expect("run does not panic");
+    let stats = drain(&aws, &queue, Routing { config, sinks, certs }).await;
 
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     assert_eq!(count(&stats.received), 4);
@@ -134,4 +99,21 @@ async fn a_require_source_routes_only_verified_envelopes_and_dead_letters_the_re
     for reason in ["does not verify", "not one of the source's topics", "not an SNS envelope"] {
         assert!(dead_lines.contains(reason), "a dead letter says {reason:?}: {dead_lines}");
     }
+}
+
+/// Runs the daemon in process until `queue` is empty, stops it and returns its stats.
+async fn drain(aws: &Aws, queue: &str, routing: Routing) -> Arc<sesroute::runtime::Stats> {
+    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(run(routing, aws.sqs.clone(), Arc::new(Health::default()), reloads, shutdown.clone()));
+    eventually("every message to be deleted", Duration::from_secs(30), async || {
+        let depth = aws.depth(queue).await;
+        if depth.total() == 0 { Ok(()) } else { Err(format!("{depth:?}")) }
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), daemon)
+        .await
+        .expect("run returns within the grace period")
+        .expect("run does not panic")
 }
