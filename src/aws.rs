@@ -301,6 +301,15 @@ where
     }
 }
 
+/// The service and region of `arn:<partition>:<service>:<region>:...`; `None`
+/// when it is not an ARN or names no region.
+pub fn arn_service_region(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    let (_partition, service, region) = (parts.next()?, parts.next()?, parts.next()?);
+    (!region.is_empty()).then_some((service, region))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

@@ -340,9 +340,7 @@ fn region_warnings(region: Option<&str>, sinks: &[Sink]) -> Vec<String> {
 
 /// The region of an ARN (`arn:aws:sns:eu-west-1:123456789012:name`), when it has one.
 fn arn_region(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    (parts.next() == Some("arn")).then_some(())?;
-    parts.nth(2).filter(|r| !r.is_empty())
+    crate::aws::arn_service_region(arn).map(|(_, region)| region)
 }
 
 /// The region of an SQS queue URL: `https://sqs.eu-west-1.amazonaws.com/...`

@@ -166,10 +166,8 @@ async fn verify(body: &str, topics: Option<&Patterns>, certs: &Certificates, now
 
 /// The region of `arn:<partition>:sns:<region>:<account>:<topic>`.
 fn topic_region(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let (arn_, _partition, service, region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (arn_ == "arn" && service == "sns" && !region.is_empty() && parts.next().is_some() && parts.next().is_some())
-        .then_some(region)
+    let whole = arn.splitn(6, ':').count() == 6;
+    crate::aws::arn_service_region(arn).filter(|(service, _)| whole && *service == "sns").map(|(_, region)| region)
 }
 
 #[cfg(test)]
