@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helpers for scripts/bench-daemon (Python 3.11 standard library only).
+"""Helpers for scripts/bench-daemon (Python 3.11 standard library; signed
+envelopes, `seed --sign-key`, also need the `cryptography` package).
 
 Talks to an SQS endpoint that speaks the JSON protocol (fauxqs), seeds a queue
 with realistic SES notifications, runs `sesroute run` until the queue is
@@ -7,6 +8,7 @@ drained and measures it, and prints the final table.
 
   sqsbench.py create-queue ENDPOINT NAME          -> prints the queue URL
   sqsbench.py seed ENDPOINT QUEUE_URL COUNT [--threads N] [--fixtures DIR]
+                  [--sign-key KEY.pem --cert-url URL --topic-arn ARN]
   sqsbench.py depth ENDPOINT QUEUE_URL            -> visible+in flight+delayed
   sqsbench.py run-daemon --binary B --config C --endpoint E --queue-url U
                          --expected N [--sink FILE] --log L --result R ...
@@ -144,7 +146,46 @@ def make_body(templates: list[str], i: int, run_id: str) -> str:
     return templates[i % len(templates)].replace("@@MESSAGE_ID@@", message_id)
 
 
-def seed(endpoint: str, queue_url: str, count: int, threads: int, fixtures: str) -> float:
+class EnvelopeSigner:
+    """Wraps a bare body in an SNS Notification envelope signed with
+    SignatureVersion 2 (SHA256withRSA) over SNS's string to sign."""
+
+    def __init__(self, key_path: str, cert_url: str, topic_arn: str):
+        try:
+            from cryptography.hazmat.primitives import hashes, serialization
+            from cryptography.hazmat.primitives.asymmetric import padding
+        except ImportError as e:
+            raise SystemExit("seed --sign-key needs the Python package `cryptography`") from e
+        with open(key_path, "rb") as f:
+            self.key = serialization.load_pem_private_key(f.read(), password=None)
+        self.padding = padding.PKCS1v15()
+        self.hash = hashes.SHA256()
+        self.cert_url = cert_url
+        self.topic_arn = topic_arn
+
+    def wrap(self, message: str) -> str:
+        import base64
+
+        fields = {
+            "Message": message,
+            "MessageId": str(uuid.uuid4()),
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "TopicArn": self.topic_arn,
+            "Type": "Notification",
+        }
+        text = "".join(f"{name}\n{value}\n" for name, value in fields.items())
+        signature = self.key.sign(text.encode(), self.padding, self.hash)
+        envelope = dict(fields)
+        envelope["SignatureVersion"] = "2"
+        envelope["Signature"] = base64.b64encode(signature).decode()
+        envelope["SigningCertURL"] = self.cert_url
+        envelope["UnsubscribeURL"] = f"https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={self.topic_arn}:0"
+        return json.dumps(envelope)
+
+
+def seed(
+    endpoint: str, queue_url: str, count: int, threads: int, fixtures: str, signer: EnvelopeSigner | None = None
+) -> float:
     templates = load_templates(fixtures)
     run_id = f"{int(time.time()) & 0xFFFF:04x}"
     batches = [(start, min(start + 10, count)) for start in range(0, count, 10)]
@@ -161,9 +202,10 @@ def seed(endpoint: str, queue_url: str, count: int, threads: int, fixtures: str)
                         return
                     start, end = batches[next_batch[0]]
                     next_batch[0] += 1
-                entries = [
-                    {"Id": str(i - start), "MessageBody": make_body(templates, i, run_id)} for i in range(start, end)
-                ]
+                bodies = [make_body(templates, i, run_id) for i in range(start, end)]
+                if signer is not None:
+                    bodies = [signer.wrap(body) for body in bodies]
+                entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
                 out = sqs.call("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
                 if out.get("Failed"):
                     with lock:
@@ -621,6 +663,9 @@ def main() -> int:
     s.add_argument("count", type=int)
     s.add_argument("--threads", type=int, default=4)
     s.add_argument("--fixtures", default="tests/fixtures/samples")
+    s.add_argument("--sign-key", help="wrap each body in an SNS envelope signed (version 2) with this PEM key")
+    s.add_argument("--cert-url", default="https://sns.us-east-1.amazonaws.com/SimpleNotificationService-bench.pem")
+    s.add_argument("--topic-arn", default="arn:aws:sns:us-east-1:123456789012:ses-feedback")
 
     d = sub.add_parser("depth")
     d.add_argument("endpoint")
@@ -660,7 +705,8 @@ def main() -> int:
     if a.cmd == "create-queue":
         print(Sqs(a.endpoint).create_queue(a.name))
     elif a.cmd == "seed":
-        elapsed = seed(a.endpoint, a.queue_url, a.count, a.threads, a.fixtures)
+        signer = EnvelopeSigner(a.sign_key, a.cert_url, a.topic_arn) if a.sign_key else None
+        elapsed = seed(a.endpoint, a.queue_url, a.count, a.threads, a.fixtures, signer)
         log(f"seeded {a.count:,} messages in {elapsed:.2f} s ({a.count / elapsed:,.0f}/s, {a.threads} threads)")
     elif a.cmd == "depth":
         print(json.dumps(Sqs(a.endpoint).depth(a.queue_url)))
