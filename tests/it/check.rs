@@ -460,3 +460,74 @@ fn two_file_sinks_on_one_path_are_an_error() {
     let reason = rejects(&toml, "sinks.copy.path");
     assert!(reason.contains("sinks.archive"), "{reason}");
 }
+
+/// A config with one verifying and one raw source, the certificate pinned.
+const SIGNED: &str = r#"
+dead_letter = "archive"
+
+[sns]
+fetch_certs = false
+signing_certs = { "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem" = "/nonexistent-sesroute-test-dir/sns.pem" }
+
+[[sources]]
+name = "feedback"
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/feedback"
+signature = "require"
+topics = ["arn:aws:sns:eu-west-1:111122223333:ses-*", "arn:aws:sns:eu-west-1:111122223333:marketing"]
+accounts = ["111122223333"]
+
+[[sources]]
+name = "events"
+queue_url = "https://sqs.eu-west-1.amazonaws.com/111122223333/events"
+
+[sinks.archive]
+type = "log"
+
+[[routes]]
+name = "everything"
+sinks = ["archive"]
+"#;
+
+#[test]
+fn the_summary_shows_each_sources_signature_mode_allow_lists_and_certificates() {
+    // The pinned file does not exist: `check` neither reads it nor fetches anything.
+    let run = check(SIGNED);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(
+            &"signature: require, topics: arn:aws:sns:eu-west-1:111122223333:ses-* | arn:aws:sns:eu-west-1:111122223333:marketing, accounts: 111122223333"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(lines.contains(&"signature: off"), "{}", run.stdout);
+    assert!(lines.contains(&"signing certificates: 1 pinned, nothing fetched"), "{}", run.stdout);
+}
+
+#[test]
+fn signature_keys_are_validated_with_their_path() {
+    let mode = SIGNED.replace("signature = \"require\"", "signature = \"strict\"");
+    assert!(check(&mode).stderr.contains("sources[0].signature"), "{}", check(&mode).stderr);
+    let account = SIGNED.replace("accounts = [\"111122223333\"]", "accounts = [\"1111-2222-3333\"]");
+    assert!(rejects(&account, "sources[0].accounts[0]").contains("12-digit"));
+    for url in [
+        "http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.example/SimpleNotificationService-0123abcd.pem",
+        "https://s3.amazonaws.com/SimpleNotificationService-0123abcd.pem",
+        "https://sns.eu-west-1.amazonaws.com/other/SimpleNotificationService-0123abcd.pem",
+    ] {
+        let pinned = SIGNED.replace("https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123abcd.pem", url);
+        let reason = rejects(&pinned, &format!("sns.signing_certs.{url:?}"));
+        assert!(reason.contains("not an SNS certificate URL"), "{url}: {reason}");
+    }
+}
+
+#[test]
+fn topics_without_verification_and_verification_without_a_dead_letter_warn() {
+    let off = SIGNED.replace("signature = \"require\"", "signature = \"off\"");
+    warns(&off, &["sources[0].topics", "no effect", "forged"]);
+    let no_dead_letter = SIGNED.replace("dead_letter = \"archive\"", "");
+    warns(&no_dead_letter, &["sources[0]", "verifies signatures", "no dead_letter"]);
+}

@@ -174,3 +174,74 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_on_an_invalid_one()
     let failure = failure.expect("the failed reload is logged");
     assert!(failure["error"].as_str().unwrap_or_default().contains("unknown sink \"nowhere\""), "{failure}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_failures_are_counted_by_source_mode_and_reason_with_a_pinned_certificate() {
+    use crate::signature::{TEST_CERT_URL, signed, test_pem};
+
+    let Some(aws) = Aws::connect("ops-signatures").await else { return };
+    let (strict, lenient) = (aws.create_queue("strict").await, aws.create_queue("lenient").await);
+    let mut daemon = Daemon::new();
+    let (team, dead, pem) = (daemon.path("team.jsonl"), daemon.path("dead.jsonl"), daemon.path("sns.pem"));
+    std::fs::write(&pem, test_pem()).expect("the pinned certificate is written");
+    let topics = "topics = [\"arn:aws:sns:eu-west-1:123456789012:ses-*\"]";
+    let config = format!(
+        "dead_letter = \"dead\"\n{}[sns]\nfetch_certs = false\nsigning_certs = {{ {TEST_CERT_URL:?} = {:?} }}\n{}{}{}{}\n[[routes]]\nname = \"team\"\nsinks = [\"team\"]\n",
+        config_head(&aws.endpoint),
+        pem.display().to_string(),
+        source("strict", &strict, &format!("signature = \"require\"\n{topics}")),
+        source("lenient", &lenient, &format!("signature = \"log\"\n{topics}")),
+        file_sink("team", &team),
+        file_sink("dead", &dead),
+    );
+    daemon.start(&config);
+    let base = format!("http://{}", listen_address(&daemon).await);
+
+    let genuine = signed("Notification", &bounce_from("billing@acme.test", "sig-genuine"), None);
+    let forged = signed("Notification", &bounce_from("billing@acme.test", "sig-forged"), None)
+        .replace("billing@acme.test", "ceo@acme.test");
+    let bare = bounce_from("billing@acme.test", "sig-bare");
+    for body in [&genuine, &forged, &bare] {
+        aws.send(&strict, body).await;
+        aws.send(&lenient, body).await;
+    }
+    // strict: the genuine one; lenient: all three, routed anyway.
+    eventually("4 lines in the team sink", Duration::from_secs(20), async || {
+        let n = lines(&team).len();
+        if n == 4 { Ok(()) } else { Err(format!("{n} lines")) }
+    })
+    .await;
+    eventually("2 dead letters", Duration::from_secs(20), async || {
+        let n = lines(&dead).len();
+        if n == 2 { Ok(()) } else { Err(format!("{n} lines")) }
+    })
+    .await;
+    let text = eventually("the refusals in /metrics", Duration::from_secs(20), async || {
+        let (_, text) = get(&format!("{base}/metrics")).await;
+        let name = "sesroute_signature_failures_total";
+        let wanted = [
+            ("strict", "require", "bad-signature"),
+            ("strict", "require", "not-signed"),
+            ("lenient", "log", "bad-signature"),
+            ("lenient", "log", "not-signed"),
+        ];
+        let missing: Vec<_> = wanted
+            .iter()
+            .filter(|(source, mode, reason)| {
+                metric(&text, name, &[("source", source), ("mode", mode), ("reason", reason)]) != Some(1.0)
+            })
+            .collect();
+        if missing.is_empty() { Ok(text) } else { Err(format!("not yet 1: {missing:?}")) }
+    })
+    .await;
+    assert_eq!(
+        metric(&text, "sesroute_messages_total", &[("source", "strict"), ("outcome", "refused")]),
+        Some(2.0),
+        "{text}"
+    );
+    let dead_letters = std::fs::read_to_string(&dead).expect("the dead-letter file");
+    assert!(!dead_letters.contains("sig-genuine"), "the genuine envelope is not a dead letter");
+    let log = std::fs::read_to_string(daemon.path("daemon.log")).expect("the daemon's log");
+    assert!(!log.contains("SimpleNotificationService-0123abcd"), "no refused body is echoed into the log");
+    daemon.stop().await;
+}
