@@ -200,8 +200,8 @@ async fn signature_failures_are_counted_by_source_mode_and_reason_with_a_pinned_
     let genuine = signed("Notification", &bounce_from("billing@acme.test", "sig-genuine"), None);
     let forged = signed("Notification", &bounce_from("billing@acme.test", "sig-forged"), None)
         .replace("billing@acme.test", "ceo@acme.test");
-    let bare = bounce_from("billing@acme.test", "sig-bare");
-    for body in [&genuine, &forged, &bare] {
+    let unsigned = bounce_from("billing@acme.test", "sig-bare");
+    for body in [&genuine, &forged, &unsigned] {
         aws.send(&strict, body).await;
         aws.send(&lenient, body).await;
     }
