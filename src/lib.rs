@@ -5,6 +5,7 @@
 //! that put the stages together. [`config`] turns the TOML file into the
 //! validated types every stage runs on.
 
+pub mod audit;
 pub mod aws;
 pub mod batch;
 pub mod cli;
