@@ -1,9 +1,12 @@
 //! `sesroute audit`: the SES account held against the routing config.
 //!
-//! [`policy`] reads resource policies as data; this module holds what a
+//! [`account`] is what was read of the account, [`checks`] the contract's
+//! checks over it, [`policy`] reads resource policies as data; this module holds what a
 //! finding is and how findings are printed (JSON Lines for machines, text
 //! grouped by resource for people) and turned into an exit status.
 
+pub mod account;
+pub mod checks;
 pub mod policy;
 
 use std::fmt::Write as _;
