@@ -31,6 +31,31 @@ pub enum LogFormat {
     Pretty,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// Grouped by resource, worst first, each finding with its fix.
+    Text,
+    /// One JSON object per finding, one per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Fail,
+    Warn,
+    Info,
+}
+
+impl FailOn {
+    pub fn level(self) -> crate::audit::Level {
+        match self {
+            FailOn::Fail => crate::audit::Level::Fail,
+            FailOn::Warn => crate::audit::Level::Warn,
+            FailOn::Info => crate::audit::Level::Info,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: poll every source queue, route, deliver to sinks, delete what was delivered.
@@ -58,5 +83,22 @@ pub enum Command {
         /// Files of message bodies; `-` is standard input.
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Hold the SES account of `[aws]` against the config, with read-only calls.
+    ///
+    /// Checks that every sending identity's bounces and complaints reach a
+    /// [[sources]] queue, that no identity policy makes an identity public or
+    /// lets any From address send, that feedback topics and queues are not
+    /// open, that the archive bucket is not readable, and more (see the
+    /// README's table). Exit status: 0 when no finding is at or above
+    /// --fail-on, 1 when one is, 2 on an invalid config, 3 when the account
+    /// cannot be read at all.
+    Audit {
+        /// `text` for people, `json` (JSON Lines) for machines.
+        #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+        format: AuditFormat,
+        /// The lowest level that makes the exit status 1.
+        #[arg(long, value_enum, default_value_t = FailOn::Fail)]
+        fail_on: FailOn,
     },
 }

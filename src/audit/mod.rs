@@ -8,6 +8,7 @@
 pub mod account;
 pub mod checks;
 pub mod policy;
+pub mod read;
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
 //! The commands: each puts the stages together for one use and reports an exit status.
 
+pub mod audit;
 pub mod check;
 pub mod health;
 pub mod route;
@@ -13,6 +14,8 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The config is invalid.
     pub const INVALID_CONFIG: u8 = 2;
+    /// `audit`: the account cannot be read at all.
+    pub const ACCOUNT_UNREADABLE: u8 = 3;
     /// `run` stopped at once on a second SIGTERM or SIGINT (128 + SIGINT).
     pub const INTERRUPTED: i32 = 130;
 }
