@@ -6,6 +6,8 @@
 #   fauxqs_stop         # stop it by PID (safe to call twice, or if never started)
 #   smtp_install        # a Python venv with aiosmtpd for emulators/smtp_server.py;
 #                       # exports SMTP_TEST_PYTHON (the email tests start their own servers)
+#   moto_install        # a Python venv with moto 5.2.5 for emulators/moto_server.py;
+#                       # exports MOTO_TEST_PYTHON (the audit tests start their own servers)
 #
 # fauxqs_start sets the shell variables FAUXQS_PID, FAUXQS_PORT, FAUXQS_LOG
 # (not exported, unless FAUXQS_PORT already was) and exports:
@@ -77,6 +79,19 @@ smtp_install() {
         cp "$wanted" "$venv/requirements.txt"
     fi
     export SMTP_TEST_PYTHON="$venv/bin/python"
+}
+
+moto_install() {
+    local venv="$EMULATORS_ROOT/.venv-moto" wanted="$EMULATORS_DIR/requirements-moto.txt"
+    if ! cmp -s "$wanted" "$venv/requirements.txt" 2>/dev/null; then
+        _emulators_log "python venv with moto in $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$wanted"
+        "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
+        cp "$wanted" "$venv/requirements.txt"
+    fi
+    export MOTO_TEST_PYTHON="$venv/bin/python"
 }
 
 fauxqs_start() {

@@ -3,6 +3,7 @@
 //!
 //! The helpers below are shared by the modules; each module reads on its own.
 
+mod audit;
 mod check;
 mod check_sinks;
 mod corpus;
