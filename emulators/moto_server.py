@@ -19,10 +19,10 @@ completed from its own stored state (see emulators/README.md):
 import datetime
 import json
 
+from moto.server import main
 from moto.ses import models as ses_models
 from moto.sesv2 import urls as sesv2_urls
 from moto.sesv2.responses import SESV2Response
-from moto.server import main
 
 _notification_attributes = ses_models.SESBackend.get_identity_notification_attributes
 

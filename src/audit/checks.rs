@@ -24,7 +24,7 @@ pub fn run(account: &Account) -> Vec<Finding> {
             Check::Unreadable,
             action.clone(),
             format!("the audit could not read this: {why}; its checks are incomplete"),
-            format!("allow {action} in the audit's IAM policy (deploy/aws/sesroute-audit-policy.json)"),
+            format!("allow {action} to the identity the audit runs as (deploy/aws/audit-iam-policy.json lists what it reads)"),
         ));
     }
     out
