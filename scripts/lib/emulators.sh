@@ -67,31 +67,28 @@ _emulators_alive() {
     [[ -n "$state" && "$state" != Z* ]]
 }
 
-smtp_install() {
-    local venv="$EMULATORS_ROOT/.venv-emulators" wanted="$EMULATORS_DIR/requirements.txt"
-    # Reinstall when the pinned list changed; the venv keeps a copy of what it holds.
+# _emulators_venv DIR REQUIREMENTS: a venv holding exactly the pinned list,
+# (re)installed when the list changed; the venv keeps a copy of what it holds.
+_emulators_venv() {
+    local venv="$1" wanted="$2"
     if ! cmp -s "$wanted" "$venv/requirements.txt" 2>/dev/null; then
-        _emulators_log "python venv with aiosmtpd in $venv"
+        _emulators_log "python venv from $(basename "$wanted") in $venv"
         rm -rf "$venv"
         python3 -m venv "$venv"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$wanted"
         "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
         cp "$wanted" "$venv/requirements.txt"
     fi
-    export SMTP_TEST_PYTHON="$venv/bin/python"
+}
+
+smtp_install() {
+    _emulators_venv "$EMULATORS_ROOT/.venv-emulators" "$EMULATORS_DIR/requirements.txt"
+    export SMTP_TEST_PYTHON="$EMULATORS_ROOT/.venv-emulators/bin/python"
 }
 
 moto_install() {
-    local venv="$EMULATORS_ROOT/.venv-moto" wanted="$EMULATORS_DIR/requirements-moto.txt"
-    if ! cmp -s "$wanted" "$venv/requirements.txt" 2>/dev/null; then
-        _emulators_log "python venv with moto in $venv"
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$wanted"
-        "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null
-        cp "$wanted" "$venv/requirements.txt"
-    fi
-    export MOTO_TEST_PYTHON="$venv/bin/python"
+    _emulators_venv "$EMULATORS_ROOT/.venv-moto" "$EMULATORS_DIR/requirements-moto.txt"
+    export MOTO_TEST_PYTHON="$EMULATORS_ROOT/.venv-moto/bin/python"
 }
 
 fauxqs_start() {

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sesv2::types::{DkimSigningAttributes, EventDestinationDefinition, EventType, SnsDestination};
+use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
 use crate::{Run, sesroute, temp_file};
@@ -24,14 +25,7 @@ struct Moto {
 
 impl Moto {
     fn start(test: &str) -> Option<Moto> {
-        let Some(python) = std::env::var("MOTO_TEST_PYTHON").ok().filter(|p| !p.is_empty()) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: CI is set but MOTO_TEST_PYTHON is not: use scripts/test"
-            );
-            eprintln!("{test}: skipped: MOTO_TEST_PYTHON is not set (scripts/test installs moto and sets it)");
-            return None;
-        };
+        let python = crate::test_python("MOTO_TEST_PYTHON", test)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("emulators/moto_server.py");
         let child = Command::new(python)
@@ -114,14 +108,12 @@ async fn feedback_pair(c: &Clients, name: &str, open: bool, raw: bool, redrive: 
         .send()
         .await
         .expect("SetTopicAttributes");
-    let mut attributes = aws_sdk_sqs::types::QueueAttributeName::Policy;
-    let mut set = c.sqs.set_queue_attributes().queue_url(&queue_url).attributes(attributes, queue_policy);
+    let mut set =
+        c.sqs.set_queue_attributes().queue_url(&queue_url).attributes(QueueAttributeName::Policy, queue_policy);
     if redrive {
-        let dlq = c.sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("CreateQueue");
-        drop(dlq);
-        attributes = aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy;
+        c.sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("CreateQueue");
         set = set.attributes(
-            attributes,
+            QueueAttributeName::RedrivePolicy,
             format!(r#"{{"deadLetterTargetArn":"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}-dlq","maxReceiveCount":"10"}}"#),
         );
     }

@@ -145,6 +145,18 @@ pub fn file_name(path: &Path) -> &str {
 }
 
 /// A temporary file holding `contents`, named with `suffix` (`".toml"`).
+/// The Python `scripts/test` installs for `test`'s servers, named by the
+/// environment variable `var`; `None` (after a note) when it is not set,
+/// which fails under CI instead.
+pub fn test_python(var: &str, test: &str) -> Option<String> {
+    let python = std::env::var(var).ok().filter(|p| !p.is_empty());
+    if python.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "{test}: CI is set but {var} is not: use scripts/test");
+        eprintln!("{test}: skipped: {var} is not set (scripts/test installs its servers and sets it)");
+    }
+    python
+}
+
 pub fn temp_file(suffix: &str, contents: impl AsRef<[u8]>) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new().suffix(suffix).tempfile().expect("a temporary file");
     std::io::Write::write_all(&mut file, contents.as_ref()).expect("the temporary file is written");

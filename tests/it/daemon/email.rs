@@ -45,14 +45,7 @@ impl Smtp {
     /// A server for `test` keeping mail in `dir`, not started yet; `None`
     /// (after a note) without the Python that `scripts/test` installs.
     fn new(test: &str, dir: &Path) -> Option<Smtp> {
-        let Some(python) = std::env::var("SMTP_TEST_PYTHON").ok().filter(|p| !p.is_empty()) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: CI is set but SMTP_TEST_PYTHON is not: use scripts/test"
-            );
-            eprintln!("{test}: skipped: SMTP_TEST_PYTHON is not set (scripts/test installs aiosmtpd and sets it)");
-            return None;
-        };
+        let python = crate::test_python("SMTP_TEST_PYTHON", test)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
         Some(Smtp { python, port, dir: dir.to_owned(), args: Vec::new(), child: None })
     }
