@@ -34,6 +34,8 @@ pub struct Identity {
     pub name: String,
     /// Verified and allowed to send.
     pub can_send: bool,
+    /// Whether its notification topics were read (else the feedback checks skip it).
+    pub topics_known: bool,
     pub bounce_topic: Option<String>,
     pub complaint_topic: Option<String>,
     pub default_configuration_set: Option<String>,
@@ -69,12 +71,22 @@ pub struct EventDestination {
 
 #[derive(Debug, Clone, Default)]
 pub struct Topic {
+    /// Whether its subscriptions were read (else the feedback checks skip what it carries).
+    pub subscriptions_known: bool,
     pub policy: Option<String>,
     pub subscriptions: Vec<Subscription>,
 }
 
+impl Subscription {
+    /// A confirmed SQS subscription: one that delivers.
+    pub fn delivers_to_queue(&self) -> bool {
+        self.protocol == "sqs" && self.arn.starts_with("arn:")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Subscription {
+    /// `PendingConfirmation` (or `Deleted`) instead of an ARN while it is not confirmed.
     pub arn: String,
     pub protocol: String,
     /// For `sqs`, the queue ARN.

@@ -4,7 +4,7 @@
 use wildmatch::WildMatch;
 
 use super::account::{Account, Identity};
-use super::policy::{CALLER_KEYS, Policy};
+use super::policy::{Anyone, CALLER_KEYS, Policy, SEND_ACTIONS};
 use super::{Check, Finding};
 use crate::signature::Mode;
 
@@ -19,15 +19,31 @@ pub fn run(account: &Account) -> Vec<Finding> {
     suppression(account, &mut out);
     route_senders(account, &mut out);
     dkim(account, &mut out);
-    for (action, why) in &account.unreadable {
+    unreadable(account, &mut out);
+    out
+}
+
+/// One finding per API action, however many reads of it failed: the first
+/// failure, and how many more.
+fn unreadable(account: &Account, out: &mut Vec<Finding>) {
+    let mut actions: Vec<&str> = Vec::new();
+    for (action, _) in &account.unreadable {
+        if !actions.contains(&action.as_str()) {
+            actions.push(action);
+        }
+    }
+    for action in actions {
+        let mut failures = account.unreadable.iter().filter(|(a, _)| a == action).map(|(_, why)| why);
+        let first = failures.next().map_or("", String::as_str);
+        let more = failures.count();
+        let more = if more == 0 { String::new() } else { format!(" (and {more} more reads of it)") };
         out.push(Finding::new(
             Check::Unreadable,
-            action.clone(),
-            format!("the audit could not read this: {why}; its checks are incomplete"),
+            action,
+            format!("the audit could not read this: {first}{more}; the checks that need it are incomplete"),
             format!("allow {action} to the identity the audit runs as (deploy/aws/audit-iam-policy.json lists what it reads)"),
         ));
     }
-    out
 }
 
 /// The ARN of each source's queue.
@@ -38,10 +54,9 @@ fn source_arns(account: &Account) -> Vec<&str> {
 /// Whether `topic` has an SQS subscription to a source's queue.
 fn reaches_a_source(account: &Account, topic: &str) -> bool {
     let sources = source_arns(account);
-    account
-        .topics
-        .get(topic)
-        .is_some_and(|t| t.subscriptions.iter().any(|s| s.protocol == "sqs" && sources.contains(&s.endpoint.as_str())))
+    account.topics.get(topic).is_some_and(|t| {
+        t.subscriptions.iter().any(|s| s.delivers_to_queue() && sources.contains(&s.endpoint.as_str()))
+    })
 }
 
 /// Whether `event` (`BOUNCE`, `COMPLAINT`) of `identity` reaches a source
@@ -57,9 +72,29 @@ fn reaches_through_configuration_set(account: &Account, identity: &Identity, eve
     })
 }
 
+/// Whether everything that decides where `identity`'s feedback goes was read:
+/// its topics, their subscriptions, its configuration set. A failed read is
+/// its own `unreadable` finding, not a `feedback-missing` one.
+fn wiring_known(account: &Account, identity: &Identity) -> bool {
+    let topic_known = |arn: &String| account.topics.get(arn).is_some_and(|t| t.subscriptions_known);
+    let set_known = identity.default_configuration_set.as_ref().is_none_or(|set| {
+        account
+            .configuration_sets
+            .get(set)
+            .is_some_and(|ds| ds.iter().filter_map(|d| d.topic_arn.as_ref()).all(topic_known))
+    });
+    identity.topics_known && identity.bounce_topic.iter().chain(&identity.complaint_topic).all(topic_known) && set_known
+}
+
 fn feedback(account: &Account, out: &mut Vec<Finding>) {
-    for identity in account.identities.iter().filter(|i| i.can_send) {
+    if account.queues.iter().any(|q| q.arn.is_none()) {
+        return;
+    }
+    for identity in account.identities.iter().filter(|i| i.can_send && wiring_known(account, i)) {
         let domain = identity.domain().and_then(|d| account.identities.iter().find(|i| i.name.eq_ignore_ascii_case(d)));
+        if domain.is_some_and(|d| !d.topics_known) {
+            continue;
+        }
         let through_set = |event| reaches_through_configuration_set(account, identity, event);
         if !identity.is_domain() && !identity.has_topics() && domain.is_some_and(Identity::has_topics) {
             if through_set("BOUNCE") && through_set("COMPLAINT") {
@@ -109,19 +144,22 @@ fn identity_policies(account: &Account, out: &mut Vec<Finding>) {
             let policy = match Policy::parse(text) {
                 Ok(p) => p,
                 Err(why) => {
+                    // Not a refused read, but a read the checks could not use.
                     out.push(Finding::new(
                         Check::Unreadable,
-                        resource,
-                        format!("the policy could not be read: {why}"),
-                        "fix the policy document",
+                        "ses:GetEmailIdentity",
+                        format!("{resource} could not be understood ({why}); it was not checked"),
+                        "review the policy by hand: aws sesv2 get-email-identity-policies --email-identity <identity>",
                     ));
                     continue;
                 }
             };
-            let mut open = policy.open_to_anyone("ses:SendRawEmail", CALLER_KEYS);
-            for sid in policy.open_to_anyone("ses:SendEmail", CALLER_KEYS) {
-                if !open.contains(&sid) {
-                    open.push(sid);
+            let mut open: Vec<String> = Vec::new();
+            for action in SEND_ACTIONS {
+                for sid in policy.open_to_anyone(action, CALLER_KEYS) {
+                    if !open.contains(&sid) {
+                        open.push(sid);
+                    }
                 }
             }
             if !open.is_empty() {
@@ -156,15 +194,15 @@ fn topics(account: &Account, out: &mut Vec<Finding>) {
         let fed: Vec<_> = topic
             .subscriptions
             .iter()
-            .filter(|s| s.protocol == "sqs" && sources.contains(&s.endpoint.as_str()))
+            .filter(|s| s.delivers_to_queue() && sources.contains(&s.endpoint.as_str()))
             .collect();
         if fed.is_empty() {
             continue;
         }
         if let Some(text) = &topic.policy {
-            if let Ok(policy) = Policy::parse(text) {
-                let open =
-                    policy.open_to_anyone("sns:Publish", &["aws:sourceaccount", "aws:sourceowner", "aws:sourcearn"]);
+            if let Some(policy) = parsed(text, "sns:GetTopicAttributes", arn, out) {
+                let keys = ["aws:sourceaccount", "aws:sourceowner", "aws:sourcearn"];
+                let open = policy.open_to(Anyone::AnyAccountOrService, "sns:Publish", &keys);
                 if !open.is_empty() {
                     out.push(Finding::new(
                         Check::TopicPolicyOpen,
@@ -197,8 +235,10 @@ fn topics(account: &Account, out: &mut Vec<Finding>) {
 
 fn queues(account: &Account, out: &mut Vec<Finding>) {
     for queue in &account.queues {
-        if let Some(Ok(policy)) = queue.policy.as_deref().map(Policy::parse) {
-            let open = policy.open_to_anyone("sqs:SendMessage", &["aws:sourcearn", "aws:sourceaccount"]);
+        let policy = queue.policy.as_deref().and_then(|text| parsed(text, "sqs:GetQueueAttributes", &queue.url, out));
+        if let Some(policy) = policy {
+            let open =
+                policy.open_to(Anyone::AnyAccountOrService, "sqs:SendMessage", &["aws:sourcearn", "aws:sourceaccount"]);
             if !open.is_empty() {
                 out.push(Finding::new(
                     Check::QueuePolicyOpen,
@@ -226,8 +266,11 @@ fn archives(account: &Account, out: &mut Vec<Finding>) {
     for bucket in &account.buckets {
         let mut why = Vec::new();
         if !bucket.restrict_public_buckets {
-            if let Some(Ok(policy)) = bucket.policy.as_deref().map(Policy::parse) {
-                for action in ["s3:GetObject", "s3:ListBucket"] {
+            let resource = format!("s3://{}", bucket.name);
+            if let Some(policy) =
+                bucket.policy.as_deref().and_then(|text| parsed(text, "s3:GetBucketPolicy", &resource, out))
+            {
+                for action in ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"] {
                     for sid in policy.open_to_anyone(action, CALLER_KEYS) {
                         why.push(format!("policy statement {sid} allows {action} to anyone"));
                     }
@@ -247,6 +290,22 @@ fn archives(account: &Account, out: &mut Vec<Finding>) {
                     bucket.name
                 ),
             ));
+        }
+    }
+}
+
+/// A policy document, or `None` after an `unreadable` finding saying it could not be understood.
+fn parsed(text: &str, action: &str, resource: &str, out: &mut Vec<Finding>) -> Option<Policy> {
+    match Policy::parse(text) {
+        Ok(policy) => Some(policy),
+        Err(why) => {
+            out.push(Finding::new(
+                Check::Unreadable,
+                action,
+                format!("the policy of {resource} could not be understood ({why}); it was not checked"),
+                format!("review the policy of {resource} by hand"),
+            ));
+            None
         }
     }
 }

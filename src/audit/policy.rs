@@ -37,6 +37,9 @@ pub struct Statement {
     pub not_principal: bool,
     pub actions: Vec<String>,
     pub not_action: bool,
+    /// `Resource` (or, with `not_resource`, `NotResource`) as written.
+    pub resources: Vec<String>,
+    pub not_resource: bool,
     pub conditions: Vec<Condition>,
 }
 
@@ -50,8 +53,10 @@ pub struct Condition {
     pub values: Vec<String>,
 }
 
-/// Condition keys that pin who is calling: a statement restricted by one of
-/// these (with a positive operator) is not open to the world.
+/// Condition keys that pin who is calling, by account, organization or ARN,
+/// or by source network: a statement restricted
+/// by one of these (with a positive operator) is not open to the world.
+/// (`aws:SourceIp` counts when its ranges are private or at least a /16.)
 pub const CALLER_KEYS: &[&str] = &[
     "aws:sourceaccount",
     "aws:sourceowner",
@@ -62,10 +67,23 @@ pub const CALLER_KEYS: &[&str] = &[
     "aws:principalarn",
     "aws:principalorgid",
     "aws:principalorgpaths",
-    "aws:sourcevpc",
-    "aws:sourcevpce",
     "aws:sourceip",
 ];
+
+/// The sending actions of SES v1 and v2.
+pub const SEND_ACTIONS: &[&str] =
+    &["ses:SendEmail", "ses:SendRawEmail", "ses:SendTemplatedEmail", "ses:SendBulkTemplatedEmail", "ses:SendBulkEmail"];
+
+/// Who counts as "anyone" for a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anyone {
+    /// Principal `*` (or `{"AWS": "*"}`) and `NotPrincipal`.
+    AnyAccount,
+    /// Those, and AWS service principals (`sns.amazonaws.com`): a service
+    /// acts for every account that uses it, so without a condition on the
+    /// source it delivers for strangers too (the confused deputy).
+    AnyAccountOrService,
+}
 
 impl Policy {
     /// Reads a policy document; the error names what is malformed.
@@ -85,43 +103,56 @@ impl Policy {
     /// `Deny` statement of the policy takes back for callers outside such a
     /// condition. Their Sids (or `statement N`) name them in findings.
     pub fn open_to_anyone(&self, action: &str, keys: &[&str]) -> Vec<String> {
-        let denied =
-            self.statements.iter().any(|s| s.effect == Effect::Deny && s.covers(action) && s.denies_outsiders(keys));
-        if denied {
-            return Vec::new();
-        }
-        self.statements
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.effect == Effect::Allow && s.is_public() && s.covers(action) && !s.restricts(keys))
-            .map(|(i, s)| s.name(i))
-            .collect()
+        self.open_to(Anyone::AnyAccount, action, keys)
     }
 
-    /// The `Allow` statements granting `ses:SendEmail` or `ses:SendRawEmail`
-    /// with no restriction on `ses:FromAddress`, unless a `Deny` statement
-    /// refuses the From addresses outside a list (`StringNotLike` /
-    /// `StringNotEquals` on `ses:FromAddress`).
-    pub fn any_from_address(&self) -> Vec<String> {
-        let sends = |s: &Statement| ["ses:SendEmail", "ses:SendRawEmail"].iter().any(|a| s.covers(a));
-        let denied = self.statements.iter().any(|s| {
-            s.effect == Effect::Deny
-                && sends(s)
-                && s.conditions.iter().any(|c| c.key == "ses:fromaddress" && c.is_negated() && c.pins())
-        });
-        if denied {
-            return Vec::new();
-        }
+    /// [`Policy::open_to_anyone`], with `anyone` saying whether service principals count.
+    pub fn open_to(&self, anyone: Anyone, action: &str, keys: &[&str]) -> Vec<String> {
         self.statements
             .iter()
             .enumerate()
             .filter(|(_, s)| {
-                s.effect == Effect::Allow
-                    && sends(s)
-                    && !s.conditions.iter().any(|c| c.key == "ses:fromaddress" && c.is_positive() && c.pins())
+                s.effect == Effect::Allow && s.is_open_to(anyone) && s.covers(action) && !s.restricts(keys)
+            })
+            .filter(|(_, allow)| {
+                !self.statements.iter().any(|deny| {
+                    deny.effect == Effect::Deny
+                        && deny.covers(action)
+                        && deny.denies_outsiders(keys)
+                        && deny.covers_resources_of(allow)
+                })
             })
             .map(|(i, s)| s.name(i))
             .collect()
+    }
+
+    /// The `Allow` statements granting a sending action ([`SEND_ACTIONS`])
+    /// with no restriction on `ses:FromAddress`, unless a `Deny` of that
+    /// action refuses the From addresses outside a list (`StringNotLike` /
+    /// `StringNotEquals` on `ses:FromAddress`, and no other condition).
+    pub fn any_from_address(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for action in SEND_ACTIONS {
+            // A Deny of the other From addresses, on its own condition, closes this action.
+            let denied = self.statements.iter().any(|s| {
+                s.effect == Effect::Deny
+                    && s.covers(action)
+                    && !s.conditions.is_empty()
+                    && s.conditions.iter().all(|c| c.key == "ses:fromaddress" && c.is_negated() && c.pins())
+            });
+            if denied {
+                continue;
+            }
+            for (i, s) in self.statements.iter().enumerate() {
+                let open = s.effect == Effect::Allow
+                    && s.covers(action)
+                    && !s.conditions.iter().any(|c| c.key == "ses:fromaddress" && c.is_positive() && c.pins());
+                if open && !out.contains(&s.name(i)) {
+                    out.push(s.name(i));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -144,6 +175,15 @@ impl Statement {
             (None, Some(a)) => (a, true),
             _ => return Err("a statement needs exactly one of Action and NotAction".to_owned()),
         };
+        let (resource, not_resource) = match (map.get("Resource"), map.get("NotResource")) {
+            (Some(r), None) => (Some(r), false),
+            (None, Some(r)) => (Some(r), true),
+            _ => (None, false),
+        };
+        let resources = match resource {
+            Some(r) => strings(r).ok_or("Resource is neither a string nor a list of strings")?,
+            None => vec!["*".to_owned()],
+        };
         Ok(Statement {
             sid: map.get("Sid").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned),
             effect,
@@ -151,6 +191,8 @@ impl Statement {
             not_principal,
             actions: strings(action).ok_or("Action is neither a string nor a list of strings")?,
             not_action,
+            resources,
+            not_resource,
             conditions: conditions(map.get("Condition"))?,
         })
     }
@@ -165,6 +207,11 @@ impl Statement {
         self.not_principal || self.principals.iter().any(|p| p == "*")
     }
 
+    fn is_open_to(&self, anyone: Anyone) -> bool {
+        self.is_public()
+            || (anyone == Anyone::AnyAccountOrService && self.principals.iter().any(|p| p.ends_with(".amazonaws.com")))
+    }
+
     /// Whether the statement applies to `action` (IAM wildcards, case-insensitive).
     pub fn covers(&self, action: &str) -> bool {
         let listed = self.actions.iter().any(|pattern| WildMatch::new_case_insensitive(pattern).matches(action));
@@ -176,10 +223,28 @@ impl Statement {
         self.conditions.iter().any(|c| keys.contains(&c.key.as_str()) && c.is_positive() && c.pins())
     }
 
+    /// Whether every resource `other` names is one of this statement's
+    /// (IAM wildcards; a `NotResource` on either side needs `*` here).
+    fn covers_resources_of(&self, other: &Statement) -> bool {
+        if self.not_resource {
+            return false;
+        }
+        let mine = |r: &str| self.resources.iter().any(|p| WildMatch::new(p).matches(r));
+        if other.not_resource {
+            mine("*") && self.resources.iter().any(|p| p == "*")
+        } else {
+            other.resources.iter().all(|r| mine(r))
+        }
+    }
+
     /// Whether this `Deny` refuses everyone outside a pinned caller set
-    /// (`StringNotEquals aws:SourceAccount`, `NotIpAddress aws:SourceIp`, ...).
+    /// (`StringNotEquals aws:SourceAccount`, `NotIpAddress aws:SourceIp`, ...):
+    /// public, over every resource, and with no other condition (conditions
+    /// all have to hold: another one would let outsiders through when it is false).
     fn denies_outsiders(&self, keys: &[&str]) -> bool {
-        self.is_public() && self.conditions.iter().any(|c| keys.contains(&c.key.as_str()) && c.is_negated() && c.pins())
+        self.is_public()
+            && !self.conditions.is_empty()
+            && self.conditions.iter().all(|c| keys.contains(&c.key.as_str()) && c.is_negated() && c.pins())
     }
 }
 
@@ -193,9 +258,13 @@ impl Condition {
         self.operator.ends_with("IfExists")
     }
 
-    /// `StringEquals`, `StringLike`, `ArnLike`, `IpAddress`, ... without `IfExists`.
+    /// `StringEquals`, `StringLike`, `ArnLike`, `IpAddress`, ... without
+    /// `IfExists` or `ForAllValues:` (both hold when the key is absent).
     fn is_positive(&self) -> bool {
-        !self.if_exists() && !self.is_negated() && !matches!(self.base(), "Null" | "Bool")
+        !self.if_exists()
+            && !self.operator.starts_with("ForAllValues:")
+            && !self.is_negated()
+            && !matches!(self.base(), "Null" | "Bool")
     }
 
     /// `StringNotEquals`, `StringNotLike`, `ArnNotLike`, `NotIpAddress`, ...
@@ -204,20 +273,67 @@ impl Condition {
         base.contains("Not") && base != "Null"
     }
 
-    /// Whether the values narrow anything: none is a bare wildcard, and an IP
-    /// range is narrower than the whole address space.
+    /// Whether the values narrow the key to known callers: accounts and
+    /// organizations without wildcards, ARNs whose account is not a
+    /// wildcard, source IPs in private ranges only; other keys (such as
+    /// `ses:FromAddress`) any value but a bare wildcard.
     fn pins(&self) -> bool {
-        !self.values.is_empty()
-            && self.values.iter().all(|v| {
-                let v = v.trim();
-                !v.is_empty() && v.chars().any(|c| c != '*' && c != '?') && !is_everywhere(v)
-            })
+        !self.values.is_empty() && self.values.iter().all(|v| pins_value(&self.key, v.trim()))
     }
 }
 
-/// `0.0.0.0/0`, `::/0` and other zero-length prefixes.
-fn is_everywhere(value: &str) -> bool {
-    value.split_once('/').is_some_and(|(addr, len)| len.trim() == "0" && addr.parse::<std::net::IpAddr>().is_ok())
+fn pins_value(key: &str, value: &str) -> bool {
+    let wild = |s: &str| s.contains(['*', '?']);
+    match key {
+        "aws:sourceaccount" | "aws:sourceowner" | "aws:principalaccount" => {
+            value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit())
+        }
+        "aws:sourceorgid" | "aws:principalorgid" => !value.is_empty() && !wild(value),
+        "aws:sourceorgpaths" | "aws:principalorgpaths" => {
+            value.split('/').next().is_some_and(|org| !org.is_empty() && !wild(org))
+        }
+        "aws:sourcearn" | "aws:principalarn" => {
+            let fields: Vec<&str> = value.splitn(6, ':').collect();
+            fields.len() == 6 && fields[0] == "arn" && !fields[4].is_empty() && !wild(fields[4])
+        }
+        "aws:sourceip" => is_narrow_range(value),
+        _ => !value.is_empty() && value.chars().any(|c| c != '*' && c != '?'),
+    }
+}
+
+/// A source IP range that names a network, not a swath of the internet:
+/// inside `10/8`, `172.16/12`, `192.168/16` or `fc00::/7`, or at least a `/16` (IPv4)
+/// or `/48` (IPv6). `3.0.0.0/8` (much of EC2) or `0.0.0.0/1` do not.
+fn is_narrow_range(value: &str) -> bool {
+    let (addr, len) = value.split_once('/').unwrap_or((value, ""));
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else { return false };
+    let full = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u8 = if len.is_empty() { full } else { len.parse().unwrap_or(0) };
+    let narrow = if ip.is_ipv4() { len >= 16 } else { len >= 48 };
+    (narrow && len <= full) || is_private_range(value)
+}
+
+/// An address or CIDR range inside `10/8`, `172.16/12`, `192.168/16` or `fc00::/7`.
+fn is_private_range(value: &str) -> bool {
+    let (addr, len) = value.split_once('/').unwrap_or((value, ""));
+    let Ok(addr) = addr.parse::<std::net::IpAddr>() else { return false };
+    let len: Option<u8> = if len.is_empty() { None } else { len.parse().ok() };
+    match addr {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            let (inside, min) = if o[0] == 10 {
+                (true, 8)
+            } else if o[0] == 172 && (16..32).contains(&o[1]) {
+                (true, 12)
+            } else if o[0] == 192 && o[1] == 168 {
+                (true, 16)
+            } else {
+                (false, 0)
+            };
+            inside && len.is_none_or(|l| (min..=32).contains(&l))
+        }
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00 && len.is_none_or(|l| (7..=128).contains(&l)),
+    }
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
@@ -225,6 +341,20 @@ fn strings(value: &Value) -> Option<Vec<String>> {
         Value::String(s) => Some(vec![s.clone()]),
         Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => None,
+    }
+}
+
+/// A condition's values: strings, booleans and numbers, bare or in a list.
+fn scalars(value: &Value) -> Option<Vec<String>> {
+    let one = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) => items.iter().map(one).collect(),
+        other => one(other).map(|v| vec![v]),
     }
 }
 
@@ -250,11 +380,8 @@ fn conditions(value: Option<&Value>) -> Result<Vec<Condition>, String> {
     for (operator, keys) in ops {
         let Value::Object(keys) = keys else { return Err(format!("Condition.{operator} is not an object")) };
         for (key, values) in keys {
-            let values = match values {
-                Value::Bool(b) => vec![b.to_string()],
-                Value::Number(n) => vec![n.to_string()],
-                other => strings(other).ok_or_else(|| format!("Condition.{operator}.{key} is not a string or list"))?,
-            };
+            let values = scalars(values)
+                .ok_or_else(|| format!("Condition.{operator}.{key} is not a value or list of values"))?;
             out.push(Condition { operator: operator.clone(), key: key.to_ascii_lowercase(), values });
         }
     }

@@ -107,7 +107,10 @@ async fn identity(clients: &Clients, name: String, can_send: bool) -> (Identity,
         Ok(out) => {
             identity.can_send = identity.can_send && out.verified_for_sending_status;
             identity.default_configuration_set = out.configuration_set_name;
-            identity.dkim_signing = out.dkim_attributes.map(|d| d.signing_enabled);
+            // SES signs only when signing is on and the DKIM records verified.
+            identity.dkim_signing = out
+                .dkim_attributes
+                .map(|d| d.signing_enabled && d.status.is_none_or(|s| s == aws_sdk_sesv2::types::DkimStatus::Success));
             let mut policies: Vec<(String, String)> = out.policies.unwrap_or_default().into_iter().collect();
             policies.sort();
             identity.policies = policies;
@@ -117,18 +120,19 @@ async fn identity(clients: &Clients, name: String, can_send: bool) -> (Identity,
     (identity, unreadable)
 }
 
-/// Bounce and complaint topics, from SES v1 (v2 does not show them), 100 identities a call.
+/// Bounce and complaint topics, from SES v1 (v2 does not show them), 100
+/// identities a call, one call at a time (SES v1 allows about one a second;
+/// the SDK's retries absorb the throttling).
 async fn notification_topics(clients: &Clients, account: &mut Account) {
     let names: Vec<String> = account.identities.iter().map(|i| i.name.clone()).collect();
-    let calls = names
-        .chunks(100)
-        .map(|chunk| clients.ses.get_identity_notification_attributes().set_identities(Some(chunk.to_vec())).send());
-    let results: Vec<_> = futures_util::stream::iter(calls).buffered(CONCURRENCY).collect().await;
-    for result in results {
-        match result {
+    for chunk in names.chunks(100) {
+        let call = clients.ses.get_identity_notification_attributes().set_identities(Some(chunk.to_vec()));
+        match call.send().await {
             Ok(out) => {
                 for (name, attributes) in out.notification_attributes {
-                    if let Some(identity) = account.identities.iter_mut().find(|i| i.name == name) {
+                    let found = account.identities.iter_mut().find(|i| i.name.eq_ignore_ascii_case(&name));
+                    if let Some(identity) = found {
+                        identity.topics_known = true;
                         identity.bounce_topic = Some(attributes.bounce_topic).filter(|t| !t.is_empty());
                         identity.complaint_topic = Some(attributes.complaint_topic).filter(|t| !t.is_empty());
                     }
@@ -206,13 +210,14 @@ async fn topic(clients: &Clients, arn: &str) -> (Topic, Vec<(String, String)>) {
     let mut topic = Topic::default();
     let mut unreadable = Vec::new();
     match clients.sns.get_topic_attributes().topic_arn(arn).send().await {
-        Ok(out) => topic.policy = out.attributes.and_then(|mut a| a.remove("Policy")),
+        Ok(out) => topic.policy = out.attributes.and_then(|mut a| a.remove("Policy")).filter(|p| !p.is_empty()),
         Err(e) => unreadable.push(("sns:GetTopicAttributes".to_owned(), format!("{arn}: {}", describe(&e)))),
     }
     let pages: Result<Vec<_>, _> =
         clients.sns.list_subscriptions_by_topic().topic_arn(arn).into_paginator().send().try_collect().await;
     match pages {
         Ok(pages) => {
+            topic.subscriptions_known = true;
             for s in pages.into_iter().flat_map(|p| p.subscriptions.unwrap_or_default()) {
                 let (Some(arn), Some(protocol), Some(endpoint)) = (s.subscription_arn, s.protocol, s.endpoint) else {
                     continue;

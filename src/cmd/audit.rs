@@ -16,7 +16,7 @@ pub fn run(path: &Path, format: AuditFormat, fail_on: Level) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(super::exit::FAILURE);
+            return ExitCode::from(super::exit::ACCOUNT_UNREADABLE);
         }
     };
     let account = runtime.block_on(async {
@@ -31,9 +31,18 @@ pub fn run(path: &Path, format: AuditFormat, fail_on: Level) -> ExitCode {
         }
     };
     let findings = audit::checks::run(&account);
-    match format {
-        AuditFormat::Text => print!("{}", audit::text(&findings)),
-        AuditFormat::Json => print!("{}", audit::json_lines(&findings)),
+    let output = match format {
+        AuditFormat::Text => audit::text(&findings),
+        AuditFormat::Json => audit::json_lines(&findings),
+    };
+    // A reader that stops early (`| head`) is not an error; the status still says what was found.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) =
+        std::io::Write::write_all(&mut stdout, output.as_bytes()).and_then(|()| std::io::Write::flush(&mut stdout))
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the findings: {e}");
+        }
     }
     ExitCode::from(audit::exit_status(&findings, fail_on))
 }

@@ -30,6 +30,7 @@ fn identity(name: &str, topic: Option<&str>) -> Identity {
     Identity {
         name: name.to_owned(),
         can_send: true,
+        topics_known: true,
         bounce_topic: topic.map(topic_arn),
         complaint_topic: topic.map(topic_arn),
         dkim_signing: Some(true),
@@ -90,7 +91,11 @@ fn account() -> Account {
             topic_arn: Some(topic_arn("events")),
         }],
     );
-    let topic = |policy: &str, subscriptions| Topic { policy: Some(policy.to_owned()), subscriptions };
+    let topic = |policy: &str, subscriptions| Topic {
+        subscriptions_known: true,
+        policy: Some(policy.to_owned()),
+        subscriptions,
+    };
     account
         .topics
         .insert(topic_arn("feedback"), topic(SAFE_TOPIC_POLICY, vec![subscription("feedback", "feedback", false)]));
@@ -220,4 +225,67 @@ fn an_unknown_suppression_list_or_queue_is_not_a_finding_of_its_own() {
         !findings.iter().any(|f| matches!(f.check, Check::SuppressionOff | Check::QueueNoRedrive)),
         "{findings:#?}"
     );
+}
+
+#[test]
+fn refused_reads_make_one_unreadable_finding_per_action_named_by_it() {
+    let mut account = account();
+    account.unreadable = (0..500)
+        .map(|i| ("ses:GetEmailIdentity".to_owned(), format!("d{i}.example: AccessDenied")))
+        .chain([("sqs:GetQueueAttributes".to_owned(), "AccessDenied".to_owned())])
+        .collect();
+    account.identities[0].policies.push(("broken".to_owned(), "{not json".to_owned()));
+    let findings = run(&account);
+    let unreadable: Vec<&Finding> = findings.iter().filter(|f| f.check == Check::Unreadable).collect();
+    let resources: Vec<&str> = unreadable.iter().map(|f| f.resource.as_str()).collect();
+    assert_eq!(
+        resources,
+        ["ses:GetEmailIdentity", "ses:GetEmailIdentity", "sqs:GetQueueAttributes"],
+        "{unreadable:#?}"
+    );
+    assert!(
+        unreadable[1].message.contains("d0.example: AccessDenied (and 499 more reads of it)"),
+        "{}",
+        unreadable[1].message
+    );
+    assert!(unreadable[0].message.contains("good.example policy broken"), "{}", unreadable[0].message);
+}
+
+#[test]
+fn an_unconfirmed_subscription_does_not_wire_feedback() {
+    let mut account = account();
+    let feedback = account.topics.get_mut(&topic_arn("feedback")).expect("the topic");
+    feedback.subscriptions[0].arn = "PendingConfirmation".to_owned();
+    let findings = run(&account);
+    assert!(
+        findings.iter().any(|f| f.check == Check::FeedbackMissing && f.resource == "good.example"),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn a_failed_read_is_unreadable_and_not_a_storm_of_feedback_findings() {
+    let mut account = account();
+    account.topics.get_mut(&topic_arn("feedback")).expect("the topic").subscriptions_known = false;
+    account.identities.iter_mut().find(|i| i.name == "orphan.example").expect("orphan").topics_known = false;
+    let findings = run(&account);
+    let missing: Vec<&Finding> = findings.iter().filter(|f| f.check == Check::FeedbackMissing).collect();
+    assert!(missing.is_empty(), "{missing:#?}");
+    // A shadowed address needs no subscription to be one.
+    assert!(findings.iter().any(|f| f.check == Check::FeedbackShadowed));
+    let mut account = self::account();
+    account.queues[0].arn = None;
+    assert!(!run(&account).iter().any(|f| f.check == Check::FeedbackMissing));
+}
+
+#[test]
+fn a_service_principal_without_a_source_condition_opens_a_queue_and_a_topic() {
+    let mut account = account();
+    let unpinned = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"sns.amazonaws.com"},"Action":"sqs:SendMessage","Resource":"*"}]}"#;
+    account.queues[0].policy = Some(unpinned.to_owned());
+    let ses_unpinned = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ses.amazonaws.com"},"Action":"SNS:Publish","Resource":"*"}]}"#;
+    account.topics.get_mut(&topic_arn("feedback")).expect("the topic").policy = Some(ses_unpinned.to_owned());
+    let findings = run(&account);
+    assert!(findings.iter().any(|f| f.check == Check::QueuePolicyOpen && f.resource.ends_with("/feedback")));
+    assert!(findings.iter().any(|f| f.check == Check::TopicPolicyOpen && f.resource == topic_arn("feedback")));
 }

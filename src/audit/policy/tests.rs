@@ -93,7 +93,7 @@ fn from_address_is_restricted_by_an_allow_condition_or_a_deny_of_the_others() {
     let deny = policy(
         r#"{"Statement":[
             {"Sid":"Send","Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"ses:*","Resource":"*"},
-            {"Sid":"OnlyNoReply","Effect":"Deny","Principal":{"AWS":"111122223333"},"Action":["ses:SendEmail","ses:SendRawEmail"],"Resource":"*","Condition":{"StringNotLike":{"ses:FromAddress":"no-reply@example.com"}}}]}"#,
+            {"Sid":"OnlyNoReply","Effect":"Deny","Principal":{"AWS":"111122223333"},"Action":"ses:Send*","Resource":"*","Condition":{"StringNotLike":{"ses:FromAddress":"no-reply@example.com"}}}]}"#,
     );
     assert!(deny.any_from_address().is_empty());
 }
@@ -164,4 +164,61 @@ fn malformed_policies_are_errors_that_say_what_is_wrong() {
         assert!(err.contains(words), "{text}: {err}");
     }
     assert!(Policy::parse("{}").expect("an empty policy").statements.is_empty());
+}
+
+#[test]
+fn conditions_that_look_narrow_but_let_strangers_in_do_not_restrict() {
+    for condition in [
+        r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/mailer"}}"#,
+        r#"{"ArnLike":{"aws:SourceArn":"arn:aws:sns:*:*:*"}}"#,
+        r#"{"StringLike":{"aws:PrincipalOrgID":"o-*"}}"#,
+        r#"{"StringLike":{"aws:SourceAccount":"1111*"}}"#,
+        r#"{"ForAllValues:StringEquals":{"aws:PrincipalOrgID":"o-abc123"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"3.0.0.0/8"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}"#,
+    ] {
+        let p = policy(&format!(
+            r#"{{"Statement":[{{"Sid":"S","Effect":"Allow","Principal":"*","Action":"ses:SendRawEmail","Resource":"*","Condition":{condition}}}]}}"#
+        ));
+        assert_eq!(p.open_to_anyone(SEND, CALLER_KEYS), vec!["S"], "{condition}");
+    }
+}
+
+#[test]
+fn a_deny_takes_back_only_what_it_covers_on_its_own_condition() {
+    let allow = r#"{"Sid":"Read","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::archive/*"}"#;
+    for (deny, closed) in [
+        (
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::archive/*","Condition":{"StringNotEquals":{"aws:PrincipalAccount":"111122223333"}}}"#,
+            true,
+        ),
+        // Scoped to a prefix: the rest of the bucket stays readable.
+        (
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::archive/secret/*","Condition":{"StringNotEquals":{"aws:PrincipalAccount":"111122223333"}}}"#,
+            false,
+        ),
+        // ANDed with another condition: outsiders get in over HTTPS.
+        (
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*","Condition":{"StringNotEquals":{"aws:PrincipalAccount":"111122223333"},"Bool":{"aws:SecureTransport":[false]}}}"#,
+            false,
+        ),
+    ] {
+        let p = policy(&format!(r#"{{"Statement":[{allow},{deny}]}}"#));
+        assert_eq!(p.open_to_anyone("s3:GetObject", CALLER_KEYS).is_empty(), closed, "{deny}");
+    }
+}
+
+#[test]
+fn every_sending_action_counts_and_a_deny_of_one_does_not_close_the_others() {
+    let templated = policy(
+        r#"{"Statement":[{"Sid":"T","Effect":"Allow","Principal":"*","Action":"ses:SendTemplatedEmail","Resource":"*"}]}"#,
+    );
+    assert_eq!(templated.open_to_anyone("ses:SendTemplatedEmail", CALLER_KEYS), vec!["T"]);
+    assert_eq!(templated.any_from_address(), vec!["T"]);
+    let partial = policy(
+        r#"{"Statement":[
+            {"Sid":"Send","Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":["ses:SendEmail","ses:SendRawEmail"],"Resource":"*"},
+            {"Effect":"Deny","Principal":{"AWS":"111122223333"},"Action":"ses:SendEmail","Resource":"*","Condition":{"StringNotLike":{"ses:FromAddress":"no-reply@example.com"}}}]}"#,
+    );
+    assert_eq!(partial.any_from_address(), vec!["Send"], "SendRawEmail stays unrestricted");
 }
