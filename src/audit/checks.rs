@@ -1,11 +1,10 @@
 //! The contract's checks, each a function over the [`Account`] snapshot
 //! that gives its findings, each finding with a concrete fix.
 
-use wildmatch::WildMatch;
-
-use super::account::{Account, Identity};
+use super::account::{Account, Identity, Subscription};
 use super::policy::{Anyone, CALLER_KEYS, Policy, SEND_ACTIONS};
 use super::{Check, Finding};
+use crate::route::Pattern;
 use crate::signature::Mode;
 
 /// Every check, in the contract's order.
@@ -46,17 +45,14 @@ fn unreadable(account: &Account, out: &mut Vec<Finding>) {
     }
 }
 
-/// The ARN of each source's queue.
-fn source_arns(account: &Account) -> Vec<&str> {
-    account.queues.iter().filter_map(|q| q.arn.as_deref()).collect()
+/// Whether `subscription` delivers to a source's queue.
+fn feeds_a_source(account: &Account, subscription: &Subscription) -> bool {
+    subscription.delivers_to_queue() && account.queues.iter().any(|q| q.arn.as_deref() == Some(&subscription.endpoint))
 }
 
 /// Whether `topic` has an SQS subscription to a source's queue.
 fn reaches_a_source(account: &Account, topic: &str) -> bool {
-    let sources = source_arns(account);
-    account.topics.get(topic).is_some_and(|t| {
-        t.subscriptions.iter().any(|s| s.delivers_to_queue() && sources.contains(&s.endpoint.as_str()))
-    })
+    account.topics.get(topic).is_some_and(|t| t.subscriptions.iter().any(|s| feeds_a_source(account, s)))
 }
 
 /// Whether `event` (`BOUNCE`, `COMPLAINT`) of `identity` reaches a source
@@ -189,13 +185,8 @@ fn identity_policies(account: &Account, out: &mut Vec<Finding>) {
 }
 
 fn topics(account: &Account, out: &mut Vec<Finding>) {
-    let sources = source_arns(account);
     for (arn, topic) in &account.topics {
-        let fed: Vec<_> = topic
-            .subscriptions
-            .iter()
-            .filter(|s| s.delivers_to_queue() && sources.contains(&s.endpoint.as_str()))
-            .collect();
+        let fed: Vec<_> = topic.subscriptions.iter().filter(|s| feeds_a_source(account, s)).collect();
         if fed.is_empty() {
             continue;
         }
@@ -327,29 +318,27 @@ fn suppression(account: &Account, out: &mut Vec<Finding>) {
 }
 
 /// Whether a route's `source` pattern can match an address some identity can send as.
-fn sender_known(pattern: &str, identities: &[Identity]) -> bool {
-    let whole = WildMatch::new_case_insensitive(pattern);
-    let domain_part = pattern.rsplit_once('@').map(|(_, d)| d);
+fn sender_known(pattern: &Pattern, identities: &[Identity]) -> bool {
+    let domain_part = pattern.as_str().rsplit_once('@').map(|(_, d)| (Pattern::new(d), d.to_ascii_lowercase()));
     identities.iter().filter(|i| i.can_send).any(|i| {
-        if !i.is_domain() {
-            return whole.matches(&i.name);
-        }
-        let Some(part) = domain_part else { return whole.matches(&i.name) };
+        let Some((part, literal)) = domain_part.as_ref().filter(|_| i.is_domain()) else {
+            return pattern.is_match(&i.name);
+        };
         // A verified domain also sends for its subdomains.
-        WildMatch::new_case_insensitive(part).matches(&i.name)
-            || part.to_ascii_lowercase().ends_with(&format!(".{}", i.name.to_ascii_lowercase()))
+        part.is_match(&i.name) || literal.ends_with(&format!(".{}", i.name.to_ascii_lowercase()))
     })
 }
 
 fn route_senders(account: &Account, out: &mut Vec<Finding>) {
-    for (route, pattern) in &account.route_sources {
-        if pattern.chars().all(|c| c == '*') || sender_known(pattern, &account.identities) {
+    for (route, text) in &account.route_sources {
+        let pattern = Pattern::new(text);
+        if pattern.is_any() || sender_known(&pattern, &account.identities) {
             continue;
         }
         out.push(Finding::new(
             Check::RouteSenderUnknown,
             format!("route {route:?}"),
-            format!("its source pattern {pattern:?} matches no address a verified identity can send as: a typo, or a missing identity"),
+            format!("its source pattern {text:?} matches no address a verified identity can send as: a typo, or a missing identity"),
             "correct the pattern, or verify the identity: aws sesv2 create-email-identity --email-identity <address or domain>",
         ));
     }
