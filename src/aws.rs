@@ -32,6 +32,14 @@ pub async fn sdk_config(aws: &crate::config::Aws) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The S3 client for `sdk`: by path when an endpoint is configured (local
+/// emulators and other S3-compatible servers serve buckets by path, not as
+/// host names).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some());
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
 /// An SDK error in one line, with the service's code when it has one.
 pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: &SdkError<E, R>,

@@ -31,13 +31,12 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(sdk: &aws_config::SdkConfig) -> Clients {
-        let s3 = aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build();
         Clients {
             ses: aws_sdk_ses::Client::new(sdk),
             sesv2: aws_sdk_sesv2::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: crate::aws::s3_client(sdk),
         }
     }
 }

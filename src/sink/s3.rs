@@ -57,13 +57,8 @@ impl S3Sink {
         options: &S3,
         limit: Option<RateLimit>,
     ) -> Result<S3Sink, String> {
-        let mut config = aws_sdk_s3::config::Builder::from(aws);
-        if aws.endpoint_url().is_some() {
-            // Local emulators and MinIO serve buckets by path, not as host names.
-            config = config.force_path_style(true);
-        }
         let archive = Arc::new(Archive {
-            client: Client::from_conf(config.build()),
+            client: crate::aws::s3_client(aws),
             name: name.to_owned(),
             bucket: options.bucket.clone(),
             prefix: options.prefix.clone(),
