@@ -39,23 +39,6 @@ pub enum AuditFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
-    Fail,
-    Warn,
-    Info,
-}
-
-impl FailOn {
-    pub fn level(self) -> crate::audit::Level {
-        match self {
-            FailOn::Fail => crate::audit::Level::Fail,
-            FailOn::Warn => crate::audit::Level::Warn,
-            FailOn::Info => crate::audit::Level::Info,
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: poll every source queue, route, deliver to sinks, delete what was delivered.
@@ -98,7 +81,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
         format: AuditFormat,
         /// The lowest level that makes the exit status 1.
-        #[arg(long, value_enum, default_value_t = FailOn::Fail)]
-        fail_on: FailOn,
+        #[arg(long, value_enum, default_value_t = crate::audit::Level::Fail)]
+        fail_on: crate::audit::Level,
     },
 }

@@ -13,6 +13,6 @@ fn main() -> ExitCode {
         Command::Check => cmd::check::run(&cli.config),
         Command::Health { ready } => cmd::health::run(&cli.config, *ready),
         Command::Route { queue, files } => cmd::route::run(&cli.config, queue.as_deref(), files),
-        Command::Audit { format, fail_on } => cmd::audit::run(&cli.config, *format, fail_on.level()),
+        Command::Audit { format, fail_on } => cmd::audit::run(&cli.config, *format, *fail_on),
     }
 }

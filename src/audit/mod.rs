@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-/// How bad a finding is; `--fail-on` compares against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// How bad a finding is; `--fail-on` takes one and compares against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,
@@ -31,49 +31,46 @@ impl Level {
             Level::Fail => "fail",
         }
     }
-
-    pub fn parse(text: &str) -> Option<Level> {
-        match text {
-            "info" => Some(Level::Info),
-            "warn" => Some(Level::Warn),
-            "fail" => Some(Level::Fail),
-            _ => None,
-        }
-    }
 }
 
-/// The checks, by the ids the contract fixes, each with its level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The checks, by the ids the contract fixes ([`Check::id`]), each with its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
-    #[serde(rename = "feedback-missing")]
     FeedbackMissing,
-    #[serde(rename = "feedback-shadowed")]
     FeedbackShadowed,
-    #[serde(rename = "identity-policy-public")]
     IdentityPolicyPublic,
-    #[serde(rename = "identity-policy-any-sender")]
     IdentityPolicyAnySender,
-    #[serde(rename = "topic-policy-open")]
     TopicPolicyOpen,
-    #[serde(rename = "queue-policy-open")]
     QueuePolicyOpen,
-    #[serde(rename = "queue-no-redrive")]
     QueueNoRedrive,
-    #[serde(rename = "raw-delivery-unverifiable")]
     RawDeliveryUnverifiable,
-    #[serde(rename = "archive-readable")]
     ArchiveReadable,
-    #[serde(rename = "suppression-off")]
     SuppressionOff,
-    #[serde(rename = "route-sender-unknown")]
     RouteSenderUnknown,
-    #[serde(rename = "dkim-off")]
     DkimOff,
-    #[serde(rename = "unreadable")]
     Unreadable,
 }
 
 impl Check {
+    /// The contract's id, as findings carry it.
+    pub fn id(self) -> &'static str {
+        match self {
+            Check::FeedbackMissing => "feedback-missing",
+            Check::FeedbackShadowed => "feedback-shadowed",
+            Check::IdentityPolicyPublic => "identity-policy-public",
+            Check::IdentityPolicyAnySender => "identity-policy-any-sender",
+            Check::TopicPolicyOpen => "topic-policy-open",
+            Check::QueuePolicyOpen => "queue-policy-open",
+            Check::QueueNoRedrive => "queue-no-redrive",
+            Check::RawDeliveryUnverifiable => "raw-delivery-unverifiable",
+            Check::ArchiveReadable => "archive-readable",
+            Check::SuppressionOff => "suppression-off",
+            Check::RouteSenderUnknown => "route-sender-unknown",
+            Check::DkimOff => "dkim-off",
+            Check::Unreadable => "unreadable",
+        }
+    }
+
     pub fn level(self) -> Level {
         match self {
             Check::FeedbackMissing
@@ -90,6 +87,12 @@ impl Check {
             | Check::DkimOff
             | Check::Unreadable => Level::Warn,
         }
+    }
+}
+
+impl Serialize for Check {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.id())
     }
 }
 
@@ -129,16 +132,17 @@ pub fn text(findings: &[Finding]) -> String {
         out.push_str("no findings\n");
         return out;
     }
+    let sorted = sorted(findings);
     let mut resources: Vec<&str> = Vec::new();
-    for f in sorted(findings) {
+    for f in &sorted {
         if !resources.contains(&f.resource.as_str()) {
             resources.push(&f.resource);
         }
     }
     for resource in resources {
         let _ = writeln!(out, "{resource}");
-        for f in sorted(findings).into_iter().filter(|f| f.resource == resource) {
-            let _ = writeln!(out, "  {:<4} {}: {}", f.level.as_str(), serde_plain(f.check), f.message);
+        for f in sorted.iter().filter(|f| f.resource == resource) {
+            let _ = writeln!(out, "  {:<4} {}: {}", f.level.as_str(), f.check.id(), f.message);
             let _ = writeln!(out, "       fix: {}", f.fix);
         }
         out.push('\n');
@@ -165,10 +169,6 @@ fn sorted(findings: &[Finding]) -> Vec<&Finding> {
     // Stable: findings of one level keep the order the checks made them in.
     out.sort_by_key(|f| std::cmp::Reverse(f.level));
     out
-}
-
-fn serde_plain(check: Check) -> String {
-    serde_json::to_value(check).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(exit_status(&warn_only, Level::Fail), 0);
         assert_eq!(exit_status(&warn_only, Level::Warn), 1);
         assert_eq!(exit_status(&[], Level::Info), 0);
-        assert_eq!(Level::parse("warn"), Some(Level::Warn));
-        assert_eq!(Level::parse("error"), None);
+        assert_eq!(<Level as clap::ValueEnum>::from_str("warn", false).ok(), Some(Level::Warn));
+        assert_eq!(<Level as clap::ValueEnum>::from_str("error", false).ok(), None);
     }
 }
