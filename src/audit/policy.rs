@@ -320,17 +320,13 @@ fn is_private_range(value: &str) -> bool {
     let len: Option<u8> = if len.is_empty() { None } else { len.parse().ok() };
     match addr {
         std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            let (inside, min) = if o[0] == 10 {
-                (true, 8)
-            } else if o[0] == 172 && (16..32).contains(&o[1]) {
-                (true, 12)
-            } else if o[0] == 192 && o[1] == 168 {
-                (true, 16)
-            } else {
-                (false, 0)
+            // The range stays private only as long as its prefix keeps the private block's.
+            let min = match v4.octets()[0] {
+                10 => 8,
+                172 => 12,
+                _ => 16,
             };
-            inside && len.is_none_or(|l| (min..=32).contains(&l))
+            v4.is_private() && len.is_none_or(|l| (min..=32).contains(&l))
         }
         std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00 && len.is_none_or(|l| (7..=128).contains(&l)),
     }
