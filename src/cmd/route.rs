@@ -159,6 +159,9 @@ impl Serialize for Line<'_> {
                 map.serialize_entry("kind", &n.kind)?;
                 map.serialize_entry("source", &n.source)?;
                 map.serialize_entry("message_id", &n.message_id)?;
+                if let Some(class) = n.bounce_class() {
+                    map.serialize_entry("bounce_class", &class)?;
+                }
                 map.serialize_entry("routes", &Names(decision.routes.iter().map(|i| routes[*i].name.as_str())))?;
                 map.serialize_entry(
                     "sinks",

@@ -12,7 +12,8 @@ use super::checks::{Issues, check_url};
 use super::raw::{RawConfig, RawMatch, RawRoute, RawSink, RawSns, RawSource};
 use super::{Aws, Config, Issue, Sink, SinkKind, Sns, Source};
 use crate::notification::Kind;
-use crate::route::{KindSet, Matcher, Patterns, Route, Router, SinkId};
+use crate::notification::bounce::BounceClass;
+use crate::route::{Key, KindSet, Matcher, Patterns, Route, Router, SinkId};
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:9090";
 const DEFAULT_RECEIVERS: u32 = 4;
@@ -243,31 +244,52 @@ fn patterns(issues: &mut Issues, key: &str, patterns: Option<Vec<String>>) -> Op
 }
 
 fn matcher(issues: &mut Issues, key: &str, raw: RawMatch) -> Matcher {
-    let mut list = |name: &str, list: Option<Vec<String>>| patterns(issues, &format!("{key}.{name}"), list);
     let mut m = Matcher::default();
     let mut keys = raw.keys;
     // Issues in the order `check` lists the keys, whatever order they came in.
     keys.sort_by_key(|(k, _)| *k);
     for (k, values) in keys {
-        if let Some(p) = list(k.name(), Some(values)) {
+        let path = format!("{key}.{}", k.name());
+        if k == Key::BounceClass {
+            let known = BounceClass::ALL.map(BounceClass::as_str);
+            matches_known(issues, &path, &values, "bounce class", &known, |p| {
+                known.iter().any(|name| p.is_match(name))
+            });
+        }
+        if let Some(p) = patterns(issues, &path, Some(values)) {
             m.set(k, p);
         }
     }
     for (name, values) in raw.tags {
-        if let Some(p) = list(&format!("tags.{name}"), Some(values.into())) {
+        if let Some(p) = patterns(issues, &format!("{key}.tags.{name}"), Some(values.into())) {
             m.tags.push((name, p));
         }
     }
     if let Some(kinds) = raw.kind {
-        for (j, p) in kinds.iter().enumerate() {
-            if !p.is_empty() && KindSet::from_patterns(&Patterns::new(&[p])).is_empty() {
-                let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                issues.push(format!("{key}.kind[{j}]"), format!("{p:?} matches no kind (known: {})", known.join(", ")));
-            }
-        }
+        let known = Kind::ALL.map(Kind::as_str);
+        matches_known(issues, &format!("{key}.kind"), &kinds, "kind", &known, |p| {
+            !KindSet::from_patterns(p).is_empty()
+        });
         m.kind = patterns(issues, &format!("{key}.kind"), Some(kinds)).map(|p| KindSet::from_patterns(&p));
     }
     m
+}
+
+/// Reports each non-empty pattern of a key over a closed set of values
+/// (kinds, bounce classes) that matches none of them: a typo, never useful.
+fn matches_known(
+    issues: &mut Issues,
+    key: &str,
+    values: &[String],
+    what: &str,
+    known: &[&str],
+    matches_any: impl Fn(&Patterns) -> bool,
+) {
+    for (j, p) in values.iter().enumerate() {
+        if !p.is_empty() && !matches_any(&Patterns::new(&[p])) {
+            issues.push(format!("{key}[{j}]"), format!("{p:?} matches no {what} (known: {})", known.join(", ")));
+        }
+    }
 }
 
 fn warnings(sources: &[Source], sinks: &[Sink], routes: &[Route], dead_letter: Option<SinkId>) -> Vec<String> {

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use super::bounce::{classify, recipient_status};
 use super::reason::{self, Echo};
 use super::ses::{Body, MessageField, RawMessage, Recipient};
 use super::{Detail, Envelope, Ignored, Kind, Notification, ParseError, Parsed, SnsEnvelope, address, depth};
@@ -201,12 +202,21 @@ fn record<'a>(body: Body<'a>, ses_json: &'a str, envelope: Envelope<'a>) -> Resu
         detail.bounce_type = bounce.bounce_type;
         detail.bounce_subtype = bounce.bounce_sub_type;
         detail.feedback_id = bounce.feedback_id;
+        let codes = bounce
+            .bounced_recipients
+            .iter()
+            .map(|r| recipient_status(r.status.as_deref(), r.diagnostic_code.as_deref()));
+        detail.bounce_verdict = Some(classify(detail.bounce_type.as_deref(), detail.bounce_subtype.as_deref(), codes));
         recipients = bare_recipients(bounce.bounced_recipients);
     }
     if let Some(complaint) = complaint.filter(|_| kind == Kind::Complaint) {
         detail.complaint_type = complaint.complaint_feedback_type;
         detail.feedback_id = complaint.feedback_id;
         recipients = bare_recipients(complaint.complained_recipients);
+    }
+    if kind == Kind::Bounce && detail.bounce_verdict.is_none() {
+        // A bounce without its payload still has a class: SES said nothing.
+        detail.bounce_verdict = Some(classify(None, None, []));
     }
     match kind {
         Kind::Bounce | Kind::Complaint => {}

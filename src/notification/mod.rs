@@ -5,6 +5,7 @@
 //! but not feedback), or a [`ParseError`] naming what could not be understood.
 
 pub mod address;
+pub mod bounce;
 pub mod depth;
 mod envelope;
 pub mod reason;
@@ -156,6 +157,8 @@ pub struct Detail<'a> {
     pub complaint_type: Option<Str<'a>>,
     /// `bounce.feedbackId` or `complaint.feedbackId`.
     pub feedback_id: Option<Str<'a>>,
+    /// A bounce's class and why (every bounce has one; no other kind does).
+    pub bounce_verdict: Option<bounce::Verdict>,
 }
 
 /// How the SES JSON reached the queue.
@@ -205,7 +208,18 @@ impl Notification<'_> {
         self.tags.iter().find(|(key, _)| key == name).map(|(_, values)| values.as_slice())
     }
 
-    /// The configuration set the mail was sent with (`ses:configuration-set`).
+    /// A bounce's class; `None` for every other kind.
+    pub fn bounce_class(&self) -> Option<bounce::BounceClass> {
+        self.detail.bounce_verdict.map(|v| v.class)
+    }
+
+    /// A bounce's class in words for people, with why when it differs from
+    /// SES's type; `None` for every other kind.
+    pub fn bounce_explanation(&self) -> Option<String> {
+        let verdict = self.detail.bounce_verdict?;
+        Some(verdict.explain(self.detail.bounce_type.as_deref(), self.detail.bounce_subtype.as_deref()))
+    }
+
     /// What only people read, from the SES JSON with the parser's own types
     /// (see [`ses::Details`]); a field that cannot be read is left out.
     pub fn details(&self) -> ses::Details<'_> {
@@ -213,6 +227,7 @@ impl Notification<'_> {
         serde_json::from_str(&self.ses_json).unwrap_or_default()
     }
 
+    /// The configuration set the mail was sent with (`ses:configuration-set`).
     pub fn configuration_set(&self) -> Option<&[Str<'_>]> {
         self.tag("ses:configuration-set")
     }
@@ -233,6 +248,7 @@ impl Notification<'_> {
                 bounce_subtype: own_opt(self.detail.bounce_subtype),
                 complaint_type: own_opt(self.detail.complaint_type),
                 feedback_id: own_opt(self.detail.feedback_id),
+                bounce_verdict: self.detail.bounce_verdict,
             },
             ses_json: own(self.ses_json),
             envelope: match self.envelope {

@@ -7,12 +7,14 @@
 
 use super::Patterns;
 use crate::notification::Notification;
+use crate::notification::bounce::BounceClass;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Key {
     Source,
     BounceType,
     BounceSubtype,
+    BounceClass,
     ComplaintType,
     Identity,
     ConfigurationSet,
@@ -23,10 +25,11 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `check` shows them.
-    pub const ALL: [Key; 9] = [
+    pub const ALL: [Key; 10] = [
         Key::Source,
         Key::BounceType,
         Key::BounceSubtype,
+        Key::BounceClass,
         Key::ComplaintType,
         Key::Identity,
         Key::ConfigurationSet,
@@ -41,6 +44,7 @@ impl Key {
             Key::Source => "source",
             Key::BounceType => "bounce_type",
             Key::BounceSubtype => "bounce_subtype",
+            Key::BounceClass => "bounce_class",
             Key::ComplaintType => "complaint_type",
             Key::Identity => "identity",
             Key::ConfigurationSet => "configuration_set",
@@ -63,6 +67,7 @@ impl Key {
             Key::Source => !n.source.is_empty() && patterns.is_match(&n.source),
             Key::BounceType => one(n.detail.bounce_type.as_deref()),
             Key::BounceSubtype => one(n.detail.bounce_subtype.as_deref()),
+            Key::BounceClass => one(n.bounce_class().map(BounceClass::as_str)),
             Key::ComplaintType => one(n.detail.complaint_type.as_deref()),
             Key::Identity => one(n.source_arn.as_deref()),
             Key::ConfigurationSet => {

@@ -16,6 +16,7 @@ use tokio::fs::OpenOptions;
 
 use super::{Deliver, Item, Origin, SinkError};
 use crate::notification::Kind;
+use crate::notification::bounce::BounceClass;
 
 #[derive(Debug)]
 pub struct FileSink {
@@ -41,6 +42,10 @@ struct NotificationLine<'a> {
     kind: Kind,
     source: &'a str,
     message_id: &'a str,
+    /// sesroute's [bounce class](crate::notification::bounce); SES's own
+    /// fields stay as they are in `notification`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bounce_class: Option<BounceClass>,
     queue: &'a str,
     sqs_message_id: &'a str,
     notification: &'a RawValue,
@@ -117,6 +122,7 @@ pub(super) fn line(origin: Origin<'_>, item: Item<'_>) -> Result<Vec<u8>, SinkEr
                 kind: n.kind,
                 source: &n.source,
                 message_id: &n.message_id,
+                bounce_class: n.bounce_class(),
                 queue: origin.queue,
                 sqs_message_id: origin.sqs_message_id,
                 notification: embedded,

@@ -6,7 +6,7 @@
 //! One `POST` to `url` per notification, `Content-Type: application/json`,
 //! `User-Agent: sesroute/<version>`. With `format = "json"` the body is the
 //! record the `file` sink writes, on one line:
-//! `{"routes":[..],"kind":..,"source":..,"message_id":..,"queue":..,"sqs_message_id":..,"notification":{<the SES JSON>}}`,
+//! `{"routes":[..],"kind":..,"source":..,"message_id":..,"bounce_class":..,"queue":..,"sqs_message_id":..,"notification":{<the SES JSON>}}`,
 //! or for a dead letter `{"dead_letter":true,"reason":..,"queue":..,"sqs_message_id":..,"body":..}`.
 //! With `format = "slack"` it is a message for a Slack incoming webhook.
 //! Delivery is at least once: deduplicate on `sqs_message_id` or `message_id`.
