@@ -12,6 +12,15 @@ pub const RECEIVED: &str = "sesroute_messages_received_total";
 pub const OUTCOMES: &str = "sesroute_messages_total";
 /// Notifications matched, by `route`.
 pub const ROUTE_MATCHES: &str = "sesroute_route_matches_total";
+/// Notifications handled (delivered, or dead-lettered where a sink refused),
+/// once per matching route, by `route`, `kind` and, for bounces only,
+/// `bounce_class`: the numerators and denominators of bounce and complaint
+/// rates per route (see `deploy/prometheus/`).
+pub const NOTIFICATIONS: &str = "sesroute_notifications_total";
+/// The affected recipients of those notifications (bounced, complained,
+/// delivered, delayed; for sends, every destination), with the same labels:
+/// SES's own rates count recipients.
+pub const RECIPIENTS: &str = "sesroute_notification_recipients_total";
 /// Deliveries by `sink` and `result`: ok, retryable, permanent.
 pub const DELIVERIES: &str = "sesroute_sink_deliveries_total";
 /// Webhook answers that refuse every delivery (401, 403, 404, 410, redirects), by `sink` and `status`.
@@ -54,6 +63,14 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Messages by source and outcome (delivered, retry, reject, ignored, error, refused, unrouted)."
     );
     describe_counter!(ROUTE_MATCHES, "Notifications matched, by route.");
+    describe_counter!(
+        NOTIFICATIONS,
+        "Notifications handled, once per matching route, by route, kind and (bounces only) bounce_class."
+    );
+    describe_counter!(
+        RECIPIENTS,
+        "Affected recipients of the notifications handled, by route, kind and (bounces only) bounce_class."
+    );
     describe_counter!(DELIVERIES, "Sink deliveries by sink and result (ok, retryable, permanent).");
     describe_counter!(
         REFUSALS,
@@ -73,4 +90,29 @@ pub fn install() -> Result<PrometheusHandle, String> {
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `sesroute_` metric the shipped Prometheus rules use is one the
+    /// daemon exports, with the labels they select on.
+    #[test]
+    fn the_alert_rules_use_only_metrics_and_labels_the_daemon_exports() {
+        let rules = include_str!("../deploy/prometheus/sesroute-rules.yaml");
+        let exported = [super::NOTIFICATIONS, super::RECIPIENTS];
+        let mut used = 0;
+        for (at, _) in rules.match_indices("sesroute_") {
+            let name: String = rules[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let preceded = rules[..at].chars().next_back();
+            if preceded.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':' || c == '_') {
+                continue; // a recorded series (route:sesroute_...), not an exported one
+            }
+            assert!(exported.contains(&name.as_str()), "the rules use {name}, which sesroute does not export");
+            used += 1;
+        }
+        assert!(used >= 5, "the rules read the exported counters");
+        for label in ["route", "kind", "bounce_class"] {
+            assert!(rules.contains(&format!("by ({label}")) || rules.contains(&format!("{label}=")), "{label}");
+        }
+    }
 }

@@ -42,11 +42,11 @@ impl BounceClass {
     /// What the class means for the address, in words for people.
     pub const fn meaning(self) -> &'static str {
         match self {
-            BounceClass::Hard => "the address is dead: stop mailing it",
+            BounceClass::Hard => "the address is dead, stop mailing it",
             BounceClass::Suppressed => {
-                "SES did not send: the address is on a suppression list, and the application mailed it anyway"
+                "SES did not send, the address is on a suppression list: the application should not mail it"
             }
-            BounceClass::Soft => "a temporary failure: the address may work later",
+            BounceClass::Soft => "a temporary failure, the address may work later",
             BounceClass::Undetermined => "SES could not tell why the mail bounced",
         }
     }
@@ -345,10 +345,12 @@ mod tests {
         let verdict = Verdict { class: BounceClass::Hard, code: Some(code("5.1.1")) };
         assert_eq!(
             verdict.explain(Some("Transient"), Some("General")),
-            "hard: SES says Transient/General, but 5.1.1 no such mailbox: the address is dead: stop mailing it"
+            "hard: SES says Transient/General, but 5.1.1 no such mailbox: the address is dead, stop mailing it"
         );
         let suppressed = Verdict { class: BounceClass::Suppressed, code: None };
-        assert!(suppressed.explain(Some("Permanent"), Some("Suppressed")).starts_with("suppressed: SES did not send"));
+        assert!(
+            suppressed.explain(Some("Permanent"), Some("Suppressed")).starts_with("suppressed: SES did not send, ")
+        );
     }
 
     #[test]

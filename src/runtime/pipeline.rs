@@ -12,9 +12,10 @@ use tracing::{Instrument, error, field, info, info_span, warn};
 
 use super::{Routing, Shared, Stats};
 use crate::metrics::{
-    AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, HELD, IN_FLIGHT, OUTCOMES, ROUTE_MATCHES, SIGNATURE_FAILURES,
+    AWS_ERRORS, DELIVERIES, DELIVERY_SECONDS, HELD, IN_FLIGHT, NOTIFICATIONS, OUTCOMES, RECIPIENTS, ROUTE_MATCHES,
+    SIGNATURE_FAILURES,
 };
-use crate::notification::{self, Parsed};
+use crate::notification::{self, Notification, Parsed};
 use crate::route::SinkId;
 use crate::signature::{Mode, Policy, Refusal, Verdict};
 use crate::sink::{Item, Origin, SinkError, Sinks};
@@ -284,6 +285,7 @@ async fn handle(
     match retry {
         None => {
             Stats::add(&stats.delivered);
+            count_handled(&notification, &routes);
             info!(sinks = pending.len(), "delivered");
             let keys = decision.sinks.iter().map(|s| sinks.key(*s).to_owned()).collect();
             (Action::Delete(keys), if any_rejected { "reject" } else { "delivered" })
@@ -317,6 +319,19 @@ async fn refuse(
     error!(error = %refusal, body_bytes = message.body.len(), "refused: not a verified SNS envelope");
     let reason = format!("refused: {refusal}");
     Some((unreadable(ctx, routing, message, permit, &reason).await, "refused"))
+}
+
+/// Counts a notification that leaves the queue, for the rates per route.
+fn count_handled(n: &Notification<'_>, routes: &[&str]) {
+    let recipients = n.recipients.len() as u64;
+    for route in routes {
+        let mut labels = vec![("route", (*route).to_owned()), ("kind", n.kind.as_str().to_owned())];
+        if let Some(class) = n.bounce_class() {
+            labels.push(("bounce_class", class.as_str().to_owned()));
+        }
+        metrics::counter!(NOTIFICATIONS, &labels).increment(1);
+        metrics::counter!(RECIPIENTS, &labels).increment(recipients);
+    }
 }
 
 fn count_failure(ctx: &Context, reason: &'static str) {

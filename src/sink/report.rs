@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::Origin;
 use crate::notification::address;
+use crate::notification::bounce::BounceClass;
 use crate::notification::ses::Details;
 use crate::notification::{Kind, Notification};
 use crate::text::clip;
@@ -56,6 +57,11 @@ pub struct Report {
     pub omitted_recipients: usize,
     pub bounce_type: Option<String>,
     pub bounce_subtype: Option<String>,
+    /// A bounce's class (`hard`, `suppressed`, `soft`, `undetermined`).
+    pub bounce_class: Option<&'static str>,
+    /// The class in words, and why when it differs from SES's type:
+    /// "hard: SES says Transient/General, but 5.1.1 no such mailbox: ...".
+    pub bounce_class_text: Option<String>,
     pub complaint_type: Option<String>,
     /// Why, when the event says so and no recipient does: a reject reason, a
     /// rendering error, a delay type, a clicked link.
@@ -110,6 +116,8 @@ impl Report {
             recipients,
             bounce_type: field(&detail.bounce_type),
             bounce_subtype: field(&detail.bounce_subtype),
+            bounce_class: notification.bounce_class().map(BounceClass::as_str),
+            bounce_class_text: notification.bounce_explanation().map(|t| clip(&t, MAX_DIAGNOSTIC_CHARS)),
             complaint_type: field(&detail.complaint_type),
             reason: reason.as_deref().map(|r| clip(r, MAX_DIAGNOSTIC_CHARS)),
             routes: routes.iter().map(|r| (*r).to_owned()).collect(),
@@ -138,6 +146,7 @@ impl Report {
             + recipients
             + optional(&self.bounce_type)
             + optional(&self.bounce_subtype)
+            + optional(&self.bounce_class_text)
             + optional(&self.complaint_type)
             + optional(&self.reason)
             + routes

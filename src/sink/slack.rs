@@ -54,6 +54,9 @@ pub fn notification(report: &Report) -> Vec<u8> {
     if !report.time.is_empty() {
         line("When", field(&report.time));
     }
+    if let Some(class) = &report.bounce_class_text {
+        line("Class", escape(class, MAX_DIAGNOSTIC_CHARS));
+    }
     if let Some(reason) = &report.reason {
         line("Reason", escape(reason, MAX_DIAGNOSTIC_CHARS));
     }
@@ -202,6 +205,8 @@ mod tests {
             omitted_recipients: 0,
             bounce_type: Some("Permanent".into()),
             bounce_subtype: Some("General".into()),
+            bounce_class: Some("hard"),
+            bounce_class_text: Some("hard: the address is dead, stop mailing it".into()),
             complaint_type: None,
             reason: None,
             routes: vec!["billing".into(), "all".into()],
@@ -257,7 +262,7 @@ mod tests {
         assert_eq!(
             texts[1],
             "*Permanent bounce (General)*\n*From:* billing@acme.test\n*Subject:* Invoice user unknown\n\
-             *When:* 2026-01-01T00:00:01.000Z"
+             *When:* 2026-01-01T00:00:01.000Z\n*Class:* hard: the address is dead, stop mailing it"
         );
         assert_eq!(texts[2], "*To:* user0@customer.test (status 5.1.1)\n*Diagnostic:* smtp; 550 5.1.1 user unknown");
         assert_eq!(texts[3], "Routes: billing, all · Queue: bounces · Message ID: m-1");
@@ -338,7 +343,8 @@ mod tests {
         assert_eq!(message["text"], "Permanent bounce (General)");
         assert_eq!(
             texts(&message)[1],
-            "*Permanent bounce (General)*\n*When:* 2026-01-01T00:00:01.000Z\n*Reason:* Bad content"
+            "*Permanent bounce (General)*\n*When:* 2026-01-01T00:00:01.000Z\n\
+             *Class:* hard: the address is dead, stop mailing it\n*Reason:* Bad content"
         );
         assert_eq!(message["blocks"].as_array().unwrap().len(), 2);
     }

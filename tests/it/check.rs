@@ -531,3 +531,26 @@ fn topics_without_verification_and_verification_without_a_dead_letter_warn() {
     let no_dead_letter = SIGNED.replace("dead_letter = \"archive\"", "");
     warns(&no_dead_letter, &["sources[0]", "verifies signatures", "no dead_letter"]);
 }
+
+#[test]
+fn bounce_class_is_accepted_summarised_and_a_misspelled_class_is_an_error() {
+    let config = |classes: &str| {
+        format!(
+            "[sinks.a]\ntype = \"log\"\n[[routes]]\nname = \"dead\"\nsinks = [\"a\"]\n[routes.match]\nkind = [\"bounce\"]\nbounce_class = {classes}\n[[routes]]\nname = \"all\"\nsinks = [\"a\"]\n"
+        )
+    };
+    let run = check(&config(r#"["hard", "Suppressed", "s*"]"#));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("match: kind=bounce bounce_class=hard|Suppressed|s*"), "{}", run.stdout);
+    let run = check(&config(r#"["hard", "supressed", "dead"]"#));
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    for (at, value) in [(1, "supressed"), (2, "dead")] {
+        assert!(
+            run.stderr.contains(&format!(
+                "routes[0].match.bounce_class[{at}]: \"{value}\" matches no bounce class (known: hard, suppressed, soft, undetermined)"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+}

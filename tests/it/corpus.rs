@@ -222,3 +222,74 @@ fn aws_doc_fragments_are_errors() {
         assert_not_feedback(decision, "error");
     }
 }
+
+/// The bounce class of every bounce in the three corpora, read off each
+/// body by hand against the contract's table (type, subtype, and each
+/// recipient's status or diagnostic code).
+#[test]
+fn every_bounce_of_the_corpora_has_the_class_the_contract_gives_it() {
+    let table: [(&str, &str); 35] = [
+        ("samples/bodies/01-bounce-permanent-general-bare.json", "hard"),
+        ("samples/bodies/02-bounce-permanent-noemail-sns.json", "hard"),
+        ("samples/bodies/07-bounce-transient-mailboxfull-sns.json", "soft"), // 5.2.2 mailbox full
+        ("samples/bodies/08-bounce-undetermined-bare.json", "undetermined"),
+        ("samples/bodies/09-bounce-permanent-suppressed-sns.json", "suppressed"),
+        ("samples/bodies/10-bounce-on-account-suppression-list-bare.json", "suppressed"),
+        ("samples/bodies/11-bounce-transient-general-dev-sns.json", "soft"),
+        ("samples/bodies/14-bounce-display-name-qa-sns.json", "hard"),
+        ("samples/bodies/16-bounce-multi-recipient-newsletter-sns.json", "hard"),
+        ("samples/bodies/20-event-bounce-permanent-payments-sns.json", "hard"),
+        ("samples/bodies/28-event-bounce-message-too-large-eventbridge.json", "soft"), // 5.3.4
+        ("samples/bodies/29-event-bounce-content-rejected-bare.json", "soft"),         // 5.7.1
+        ("samples/bodies/30-event-bounce-attachment-rejected-payments-sns.json", "soft"), // 5.7.0
+        ("aws-doc-examples/01-notif-bounce-with-dsn.json", "hard"),
+        ("aws-doc-examples/02-notif-bounce-no-dsn.json", "hard"),
+        ("aws-doc-examples/07-ep-bounce.json", "hard"),
+        ("real-world/bodies/001-relay-sns-bounce-onaccount-suppression-rfc2047-source.json", "suppressed"),
+        // Transient with an invented subtype, and a recipient status of 5.1.1: dead.
+        ("real-world/bodies/002-relay-sns-bounce-transient-invented-subtype.json", "hard"),
+        ("real-world/bodies/003-relay-sns-bounce-transient-spam-subtype.json", "hard"),
+        ("real-world/bodies/007-relay-raw-bounce-simulator.json", "hard"),
+        // The simulator's out-of-office: Transient, no status.
+        ("real-world/bodies/011-relay-raw-bounce-simulator-ooto-transient.json", "soft"),
+        ("real-world/bodies/012-relay-raw-bounce-simulator-suppressionlist.json", "hard"),
+        ("real-world/bodies/013-mailcoach-sns-ep-bounce-escaped-slashes.json", "hard"),
+        ("real-world/bodies/021-juhasev-sns-bounce-simulator.json", "hard"),
+        ("real-world/bodies/026-oliveready7-sns-bounce-simulator-odd-sourceip.json", "hard"),
+        ("real-world/bodies/027-sesevent-sns-object-message-ep-bounce.json", "hard"),
+        ("real-world/bodies/029-djangoses-sns-bounce-signed-no-subject.json", "hard"),
+        ("real-world/bodies/032-keila-sns-ep-bounce-signed.json", "hard"),
+        ("real-world/bodies/041-ag84ark-raw-bounce-simulator.json", "hard"),
+        ("real-world/bodies/042-ag84ark-sns-object-message-minimal-envelope.json", "hard"),
+        ("real-world/bodies/044-bhwp-sns-bounce-display-name-plus-address.json", "hard"),
+        ("real-world/bodies/045-sesbouncerecorder-lambda-sns-bounce-mail-without-source.json", "hard"),
+        ("real-world/bodies/046-goamz-raw-bounce-minimal-mail.json", "hard"),
+        ("real-world/bodies/049-janis-lambda-sns-bounce-empty-diagnostic.json", "hard"),
+        ("real-world/bodies/051-wraps-eventbridge-bounce.json", "hard"),
+    ];
+    let root = fixtures();
+    let mut all: Vec<String> = Vec::new();
+    for dir in ["samples/bodies", "aws-doc-examples", "real-world/bodies"] {
+        all.extend(json_files(&root.join(dir)).iter().map(|p| format!("{dir}/{}", file_name(p))));
+    }
+    let run = Run::of(sesroute().current_dir(&root).args(["route", "--config", "real-world/config.toml"]).args(&all));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got: Vec<(String, String)> = run
+        .decisions()
+        .iter()
+        .filter_map(|d| {
+            let input = d["input"].as_str()?.trim_end_matches(":1").to_owned();
+            Some((input, d.get("bounce_class")?.as_str()?.to_owned()))
+        })
+        .collect();
+    let want: Vec<(String, String)> = table.iter().map(|(f, c)| ((*f).to_owned(), (*c).to_owned())).collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut want_sorted = want;
+    want_sorted.sort();
+    assert_eq!(got_sorted, want_sorted, "every bounce, and only bounces, with its class");
+    for d in run.decisions() {
+        let is_bounce = d["kind"] == "bounce";
+        assert_eq!(d.get("bounce_class").is_some(), is_bounce, "{d}");
+    }
+}

@@ -6,6 +6,7 @@
 //! Without `FAUXQS_ENDPOINT` (set by `scripts/test`) they print a
 //! note and pass, unless `CI` is set, where they fail.
 
+mod bounce_class;
 mod corpus;
 mod email;
 mod harness;

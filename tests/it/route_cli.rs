@@ -214,7 +214,15 @@ fn each_line_has_exactly_the_contract_keys() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
     let decisions = run.decisions();
-    assert_eq!(keys(&decisions[0]), BTreeSet::from(["input", "kind", "source", "message_id", "routes", "sinks"]));
+    assert_eq!(
+        keys(&decisions[0]),
+        BTreeSet::from(["input", "kind", "source", "message_id", "bounce_class", "routes", "sinks"])
+    );
+    assert!(
+        run.stdout.contains("-000000\",\"bounce_class\":\"hard\",\"routes\":"),
+        "bounce_class comes after message_id: {}",
+        run.stdout
+    );
     assert_eq!(keys(&decisions[1]), BTreeSet::from(["input", "ignored"]));
     assert_eq!(keys(&decisions[2]), BTreeSet::from(["input", "error"]));
     assert_eq!(
@@ -224,6 +232,7 @@ fn each_line_has_exactly_the_contract_keys() {
             "kind": "bounce",
             "source": "billing@acme.test",
             "message_id": "01020199e1ce451e-712e3f28-a8b7-4e3e-b223-8029d1bff500-000000",
+            "bounce_class": "hard",
             "routes": ["payments", "production-hard-bounces"],
             "sinks": ["payments", "support"],
         })
@@ -259,4 +268,59 @@ fn help_and_version_exit_0() {
     let version = Run::of(sesroute().arg("--version"));
     assert_eq!(version.code, 0, "{}", version.stderr);
     assert!(version.stdout.contains(env!("CARGO_PKG_VERSION")), "{}", version.stdout);
+}
+
+/// Every bounce gets its class, in each body form; no other kind has one.
+#[test]
+fn bounces_and_only_bounces_have_a_bounce_class() {
+    let dir = dir_with("c.toml", "[[routes]]\nname = \"all\"\nsinks = [\"a\"]\n[sinks.a]\ntype = \"log\"\n");
+    let config = dir.path().join("c.toml");
+    let record = |bounce_type: &str, subtype: &str, recipient: &str| {
+        format!(
+            r#"{{"notificationType":"Bounce","mail":{{"source":"a@x.test","messageId":"m"}},"bounce":{{"bounceType":"{bounce_type}","bounceSubType":"{subtype}","bouncedRecipients":[{recipient}]}}}}"#
+        )
+    };
+    let sns = |record: &str| json!({"Type": "Notification", "MessageId": "s", "Message": record}).to_string();
+    let eventbridge = |record: &str| {
+        let mut detail: Value = serde_json::from_str(&record.replace("notificationType", "eventType")).unwrap();
+        detail["mail"]["destination"] = json!(["r@y.test"]);
+        json!({"source": "aws.ses", "detail-type": "Email Bounced", "detail": detail}).to_string()
+    };
+    let dead = record("Transient", "General", r#"{"emailAddress":"r@y.test","diagnosticCode":"smtp; 550 5.1.1 no"}"#);
+    let malformed =
+        record("Transient", "General", r#"{"emailAddress":"r@y.test","status":"5.1","diagnosticCode":"550 5.4.4 x"}"#);
+    let full = record("Transient", "MailboxFull", r#"{"emailAddress":"r@y.test","status":"4.2.2"}"#);
+    let suppressed = record("Permanent", "OnAccountSuppressionList", r#"{"emailAddress":"r@y.test"}"#);
+    let unknown = record("Undetermined", "Undetermined", r#"{"emailAddress":"r@y.test","status":"5.0.0"}"#);
+    let delivery = r#"{"notificationType":"Delivery","mail":{"source":"a@x.test","messageId":"d"},"delivery":{"recipients":["r@y.test"]}}"#;
+    let bodies = [
+        dead.clone(),
+        sns(&dead),
+        eventbridge(&dead),
+        malformed,
+        sns(&full),
+        eventbridge(&suppressed),
+        unknown,
+        delivery.to_owned(),
+    ];
+    let file = temp_file(".jsonl", bodies.join("\n"));
+    let run = Run::of(route_cmd(dir.path(), &config).arg(file.path()));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let classes: Vec<Value> = run.decisions().iter().map(|d| d["bounce_class"].clone()).collect();
+    assert_eq!(
+        classes,
+        [
+            json!("hard"),
+            json!("hard"),
+            json!("hard"),
+            json!("hard"),
+            json!("soft"),
+            json!("suppressed"),
+            json!("undetermined"),
+            Value::Null
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(!keys(&run.decisions()[7]).contains("bounce_class"));
 }

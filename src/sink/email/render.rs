@@ -12,6 +12,7 @@ use tracing::warn;
 use super::super::report::Report;
 use super::super::{Origin, SinkError};
 use crate::config::{Email, EmailMode};
+use crate::notification::bounce::BounceClass;
 
 /// SMTP servers and mail clients cut long subjects anyway.
 const MAX_SUBJECT_CHARS: usize = 200;
@@ -61,9 +62,7 @@ impl Renderer {
             EmailMode::Digest { window, max_rows } => (Some(window.as_secs()), max_rows),
         };
         let mut sorted: Vec<&Report> = reports.iter().collect();
-        sorted.sort_by(|a, b| {
-            (severity(a.kind), &a.time, &a.message_id).cmp(&(severity(b.kind), &b.time, &b.message_id))
-        });
+        sorted.sort_by(|a, b| (severity(a), &a.time, &a.message_id).cmp(&(severity(b), &b.time, &b.message_id)));
         let omitted = sorted.split_off(max_rows.min(sorted.len()));
         Context {
             sink: &self.sink,
@@ -76,6 +75,7 @@ impl Renderer {
             omitted_by_kind: counts(omitted.iter().map(|r| r.kind)),
             notifications: sorted,
             by_kind: counts(reports.iter().map(|r| r.kind)),
+            by_bounce_class: counts_by_severity(reports.iter().filter_map(|r| r.bounce_class)),
             by_domain: counts(reports.iter().map(|r| r.sender_domain.as_str())),
         }
     }
@@ -154,6 +154,8 @@ pub(super) struct Context<'a> {
     omitted: usize,
     /// Counts by kind, largest first.
     by_kind: Vec<Count>,
+    /// Bounces counted by class, dead addresses first; empty without bounces.
+    by_bounce_class: Vec<Count>,
     /// Counts by sender domain, largest first.
     by_domain: Vec<Count>,
     /// Counts by kind of the notifications not listed.
@@ -176,15 +178,32 @@ fn counts<'a>(names: impl Iterator<Item = &'a str>) -> Vec<Count> {
     counts
 }
 
-/// Bounces and complaints first: they are what someone has to act on.
-fn severity(kind: &str) -> u8 {
-    match kind {
-        "complaint" => 0,
-        "bounce" => 1,
-        "reject" | "rendering-failure" => 2,
-        "delivery-delay" => 3,
-        _ => 4,
+/// Complaints (SES reviews an account at 0.1 %) and dead addresses (hard and
+/// suppressed bounces) first: they are what someone has to act on; then the
+/// other bounces, then the rest.
+fn severity(report: &Report) -> u8 {
+    match (report.kind, report.bounce_class) {
+        ("complaint", _) => 0,
+        ("bounce", Some("hard" | "suppressed")) => 1,
+        ("bounce", _) => 2,
+        ("reject" | "rendering-failure", _) => 3,
+        ("delivery-delay", _) => 4,
+        _ => 5,
     }
+}
+
+/// Counts of bounce classes, in the order of [`BounceClass::ALL`] (the most
+/// severe first), the classes that occur only.
+fn counts_by_severity<'a>(classes: impl Iterator<Item = &'a str>) -> Vec<Count> {
+    let mut counts: Vec<Count> =
+        BounceClass::ALL.iter().map(|c| Count { name: c.as_str().to_owned(), count: 0 }).collect();
+    for class in classes {
+        if let Some(count) = counts.iter_mut().find(|c| c.name == class) {
+            count.count += 1;
+        }
+    }
+    counts.retain(|c| c.count > 0);
+    counts
 }
 
 /// The templates of one sink, by name: the built-in `subject`, `text`,
@@ -330,6 +349,69 @@ mod tests {
         let html = renderer.render("html.html", &context).expect("html");
         assert!(html.contains("smtp; 550 5.1.1 no such user"), "{html}");
         assert_eq!(html.matches("<tr style=\"border-top").count(), 2, "one row per listed notification: {html}");
+    }
+
+    const DEAD_TRANSIENT: &str = r#"{"notificationType":"Bounce","mail":{"source":"app@dev.acme.test","messageId":"m3",
+        "destination":["gone@x.test"]},"bounce":{"bounceType":"Transient","bounceSubType":"General",
+        "timestamp":"2026-01-01T00:00:09.000Z",
+        "bouncedRecipients":[{"emailAddress":"gone@x.test","diagnosticCode":"smtp; 550 5.1.1 user unknown"}]}}"#;
+    const SUPPRESSED: &str = r#"{"notificationType":"Bounce","mail":{"source":"app@dev.acme.test","messageId":"m4",
+        "destination":["s@x.test"]},"bounce":{"bounceType":"Permanent","bounceSubType":"OnAccountSuppressionList",
+        "timestamp":"2026-01-01T00:00:08.000Z","bouncedRecipients":[{"emailAddress":"s@x.test"}]}}"#;
+    const COMPLAINT: &str = r#"{"notificationType":"Complaint","mail":{"source":"app@dev.acme.test","messageId":"m5",
+        "destination":["c@x.test"]},"complaint":{"timestamp":"2026-01-01T00:00:07.000Z",
+        "complainedRecipients":[{"emailAddress":"c@x.test"}],"complaintFeedbackType":"abuse"}}"#;
+
+    #[tokio::test]
+    async fn an_email_says_the_bounce_class_and_why_it_differs_from_ses() {
+        let renderer = renderer(EmailMode::Immediate);
+        let reports = [report(DEAD_TRANSIENT)];
+        let context = renderer.context(&reports);
+        let text = renderer.render("text", &context).expect("text");
+        assert!(
+            text.contains(
+                "Class:     hard: SES says Transient/General, but 5.1.1 no such mailbox: the address is dead, stop mailing it\n"
+            ),
+            "{text}"
+        );
+        let html = renderer.render("html.html", &context).expect("html");
+        assert!(html.contains("<td>hard: SES says Transient&#x2f;General, but 5.1.1 no such mailbox"), "{html}");
+        let soft = [report(BOUNCE_TO_THREE)];
+        let text = renderer.render("text", &renderer.context(&soft)).expect("text");
+        assert!(text.contains("Class:     soft: a temporary failure, the address may work later\n"), "{text}");
+        let delivery = [report(DELIVERY)];
+        let text = renderer.render("text", &renderer.context(&delivery)).expect("text");
+        assert!(!text.contains("Class:"), "only bounces have a class: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_digest_counts_bounces_by_class_and_lists_dead_addresses_and_complaints_first() {
+        let renderer = renderer(EmailMode::Digest { window: std::time::Duration::from_secs(60), max_rows: 10 });
+        let reports = [
+            report(DELIVERY),
+            report(BOUNCE_TO_THREE),
+            report(DEAD_TRANSIENT),
+            report(SUPPRESSED),
+            report(COMPLAINT),
+            report(BOUNCE),
+        ];
+        let context = renderer.context(&reports);
+        let listed: Vec<(&str, Option<&str>)> =
+            context.notifications.iter().map(|r| (r.kind, r.bounce_class)).collect();
+        assert_eq!(listed[0], ("complaint", None), "{listed:?}");
+        for dead in &listed[1..4] {
+            assert!(matches!(dead, ("bounce", Some("hard" | "suppressed"))), "dead addresses next: {listed:?}");
+        }
+        assert_eq!(listed[4], ("bounce", Some("soft")), "{listed:?}");
+        assert_eq!(listed[5], ("delivery", None), "{listed:?}");
+        let text = renderer.render("text", &context).expect("text");
+        assert!(text.contains("Bounces by class:\n  2 hard\n  1 suppressed\n  1 soft\n"), "{text}");
+        assert!(text.contains("   class: hard: SES says Transient/General, but 5.1.1 no such mailbox"), "{text}");
+        let html = renderer.render("html.html", &context).expect("html");
+        assert!(html.contains("Bounces by class"), "{html}");
+        let no_bounces = [report(DELIVERY)];
+        let text = renderer.render("text", &renderer.context(&no_bounces)).expect("text");
+        assert!(!text.contains("Bounces by class"), "{text}");
     }
 
     #[tokio::test]
