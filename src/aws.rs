@@ -79,11 +79,14 @@ impl Message {
     pub fn new(origin: Origin<'_>, item: Item<'_>) -> Message {
         let (body, attributes, group) = match item {
             Item::Notification { notification, routes } => {
-                let attributes = vec![
+                let mut attributes = vec![
                     ("kind", notification.kind.as_str().to_owned()),
                     ("source", notification.source.to_string()),
                     ("route", routes.join(",")),
                 ];
+                if let Some(class) = notification.bounce_class() {
+                    attributes.push(("bounce_class", class.as_str().to_owned()));
+                }
                 let message_id = notification.message_id.as_ref();
                 let group = if message_id.is_empty() { origin.sqs_message_id } else { message_id };
                 (notification.ses_json.to_string(), attributes, group)
@@ -341,12 +344,13 @@ mod tests {
             vec![
                 ("kind", "bounce".to_owned()),
                 ("source", "dev@dev.example.com".to_owned()),
-                ("route", "dev,all".to_owned())
+                ("route", "dev,all".to_owned()),
+                ("bounce_class", "hard".to_owned())
             ]
         );
         assert_eq!(message.group_id, "0100018f-bounce");
         assert_eq!(message.deduplication_id, "sqs-1");
-        assert_eq!(message.size(), BOUNCE_JSON.len() + 4 + 6 + 6 + 6 + 6 + 19 + 5 + 6 + 7);
+        assert_eq!(message.size(), BOUNCE_JSON.len() + 4 + 6 + 6 + 6 + 6 + 19 + 5 + 6 + 7 + 12 + 6 + 4);
     }
 
     #[test]
@@ -355,7 +359,7 @@ mod tests {
         notification.source = "".into();
         notification.message_id = "".into();
         let message = Message::new(ORIGIN, Item::Notification { notification: &notification, routes: &[] });
-        assert_eq!(message.attributes, vec![("kind", "bounce".to_owned())]);
+        assert_eq!(message.attributes, vec![("kind", "bounce".to_owned()), ("bounce_class", "hard".to_owned())]);
         assert_eq!(message.group_id, "sqs-1", "without an SES message id, the SQS one groups");
     }
 

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use crate::notification::bounce::{BounceClass, Verdict};
 use crate::notification::{Detail, Envelope, Kind, Notification};
 
 pub const BOUNCE_JSON: &str = r#"{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"jane@example.org"}]},"mail":{"messageId":"0100018f-bounce","source":"dev@dev.example.com","destination":["jane@example.org"]}}"#;
@@ -20,6 +21,7 @@ pub fn bounce(ses_json: &str) -> Notification<'_> {
         detail: Detail {
             bounce_type: Some(Cow::Borrowed("Permanent")),
             bounce_subtype: Some(Cow::Borrowed("General")),
+            bounce_verdict: Some(Verdict { class: BounceClass::Hard, code: None }),
             ..Detail::default()
         },
         ses_json: Cow::Borrowed(ses_json),

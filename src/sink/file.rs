@@ -207,7 +207,7 @@ mod tests {
 
         let expected = format!(
             "{{\"routes\":[\"dev\",\"all\"],\"kind\":\"bounce\",\"source\":\"dev@dev.example.com\",\
-             \"message_id\":\"0100018f-bounce\",\"queue\":\"bounces\",\"sqs_message_id\":\"sqs-1\",\
+             \"message_id\":\"0100018f-bounce\",\"bounce_class\":\"hard\",\"queue\":\"bounces\",\"sqs_message_id\":\"sqs-1\",\
              \"notification\":{BOUNCE_JSON}}}\n\
              {{\"dead_letter\":true,\"reason\":\"not JSON: expected value\",\"queue\":\"events\",\
              \"sqs_message_id\":\"sqs-2\",\"body\":\"not \\\"json\\\"\\n\"}}\n"

@@ -1,5 +1,5 @@
 //! The `sns` sink: publishes the SES JSON to a topic, with `kind`, `source`
-//! and `route` message attributes for subscription filter policies.
+//! and `route` (and on bounces `bounce_class`) message attributes for subscription filter policies.
 //! Concurrent deliveries share one `PublishBatch` call.
 
 use std::sync::Arc;
@@ -282,6 +282,7 @@ mod tests {
         let bounce = bounce(BOUNCE_JSON);
         let mut complaint = crate::testing::bounce(&complaint_json);
         complaint.kind = crate::notification::Kind::Complaint;
+        complaint.detail = crate::notification::Detail::default();
         let (a, b, c) = tokio::join!(
             sink.deliver(ORIGIN, Item::Notification { notification: &bounce, routes: &["dev", "all"] }),
             sink.deliver(
@@ -311,7 +312,12 @@ mod tests {
             ),
             (
                 BOUNCE_JSON.to_owned(),
-                pairs(&[("kind", "bounce"), ("route", "dev,all"), ("source", "dev@dev.example.com")]),
+                pairs(&[
+                    ("bounce_class", "hard"),
+                    ("kind", "bounce"),
+                    ("route", "dev,all"),
+                    ("source", "dev@dev.example.com"),
+                ]),
             ),
             ("not json {".to_owned(), pairs(&[("error", "not JSON: expected value")])),
         ];

@@ -138,7 +138,12 @@ mod tests {
         attributes.sort();
         assert_eq!(
             attributes,
-            pairs(&[("kind", "String:bounce"), ("route", "String:dev"), ("source", "String:dev@dev.example.com")])
+            pairs(&[
+                ("bounce_class", "String:hard"),
+                ("kind", "String:bounce"),
+                ("route", "String:dev"),
+                ("source", "String:dev@dev.example.com")
+            ])
         );
         assert_eq!(entry.message_group_id(), None);
 
@@ -175,7 +180,12 @@ mod tests {
         let mut expected = vec![
             (
                 BOUNCE_JSON.to_owned(),
-                pairs(&[("kind", "bounce"), ("route", "dev,all"), ("source", "dev@dev.example.com")]),
+                pairs(&[
+                    ("bounce_class", "hard"),
+                    ("kind", "bounce"),
+                    ("route", "dev,all"),
+                    ("source", "dev@dev.example.com"),
+                ]),
             ),
             (dead_body.to_owned(), pairs(&[("error", "SNS Message is not SES JSON")])),
         ];
