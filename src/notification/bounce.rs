@@ -84,14 +84,23 @@ impl StatusCode {
         let mut at = 0;
         while at + 3 <= bytes.len() {
             let starts_token = at == 0 || !is_code_byte(bytes[at - 1]);
-            let reply = starts_token && bytes[at..at + 3].iter().all(u8::is_ascii_digit);
+            // An SMTP reply code: 2xx to 5xx.
+            let reply = starts_token
+                && matches!(bytes[at], b'2'..=b'5')
+                && bytes[at + 1..at + 3].iter().all(u8::is_ascii_digit);
             if !reply {
                 at += 1;
                 continue;
             }
+            // Spaces, tabs, line breaks (a folded diagnostic) or the dash of a
+            // multi-line reply, then optionally `#` or `(` (`550 #5.1.0`, `550 (5.1.1)`).
             let mut next = at + 3;
-            let separators = bytes[next..].iter().take_while(|b| matches!(b, b' ' | b'-' | b'\t')).count();
+            let separators =
+                bytes[next..].iter().take_while(|b| matches!(b, b' ' | b'-' | b'\t' | b'\r' | b'\n')).count();
             next += separators;
+            if separators > 0 && matches!(bytes.get(next), Some(b'#' | b'(')) {
+                next += 1;
+            }
             if separators > 0 {
                 if let Some((code, _)) = code_at(bytes, next) {
                     return Some(code);
@@ -319,6 +328,15 @@ mod tests {
         assert_eq!(found("smtp; 452 4.2.2 mailbox full").as_deref(), Some("4.2.2"));
         assert_eq!(found("smtp; 554 4.4.7 Message expired").as_deref(), Some("4.4.7"));
         assert_eq!(found("smtp; 550 5.1.1.").as_deref(), Some("5.1.1"));
+        assert_eq!(found("smtp; 550\n5.1.1 folded").as_deref(), Some("5.1.1"));
+        assert_eq!(found("smtp; 550\r\n 5.1.1 folded").as_deref(), Some("5.1.1"));
+        assert_eq!(found("smtp; 550 #5.1.0 Address rejected").as_deref(), Some("5.1.0"));
+        assert_eq!(found("smtp; 550 (5.1.1) unknown").as_deref(), Some("5.1.1"));
+        assert_eq!(found("smtp; 550\t5.1.1").as_deref(), Some("5.1.1"));
+        assert_eq!(found("smtp; 550 5.7.1 spam; 550 5.1.1 unknown").as_deref(), Some("5.7.1"), "the first code");
+        // Only 2xx to 5xx are reply codes.
+        assert_eq!(found("ticket 999 5.1.1"), None);
+        assert_eq!(found("ticket 123 5.1.1"), None);
         // No reply code before the status, or no status after the reply code.
         assert_eq!(found("5.1.1 user unknown"), None);
         assert_eq!(found("smtp; 550 user unknown"), None);
