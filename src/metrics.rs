@@ -47,6 +47,33 @@ pub const SIGNATURE_FAILURES: &str = "sesroute_signature_failures_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "sesroute_build_info";
 
+/// Sets the rate counters every route can have to 0 (adding 0 to those that
+/// exist), so that the first bounce or complaint after a start or reload is
+/// a rise from 0 that `increase()` sees, not a new series it cannot.
+pub fn register_routes<'a>(routes: impl IntoIterator<Item = &'a str>) {
+    use crate::notification::Kind;
+    use crate::notification::bounce::BounceClass;
+    for route in routes {
+        let mut sets: Vec<Vec<(&'static str, String)>> = BounceClass::ALL
+            .iter()
+            .map(|class| {
+                vec![
+                    ("route", route.to_owned()),
+                    ("kind", "bounce".to_owned()),
+                    ("bounce_class", class.as_str().to_owned()),
+                ]
+            })
+            .collect();
+        for kind in [Kind::Complaint, Kind::Delivery, Kind::Send] {
+            sets.push(vec![("route", route.to_owned()), ("kind", kind.as_str().to_owned())]);
+        }
+        for labels in &sets {
+            metrics::counter!(NOTIFICATIONS, labels).increment(0);
+            metrics::counter!(RECIPIENTS, labels).increment(0);
+        }
+    }
+}
+
 /// Installs the Prometheus recorder and describes every metric.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()

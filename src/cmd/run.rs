@@ -13,13 +13,20 @@ use crate::metrics::RELOADS;
 use crate::runtime::Routing;
 use crate::server::Health;
 use crate::sink::Sinks;
+use crate::telemetry::Log;
 
 pub fn run(config_path: &Path, log_format: LogFormat) -> ExitCode {
     let config = match config::load(config_path) {
         Ok(config) => config,
         Err(e) => return super::config_error(&e),
     };
-    crate::telemetry::init(log_format);
+    let log = Arc::new(crate::telemetry::init(log_format));
+    let status = daemon(config_path, config, &log);
+    log.flush();
+    status
+}
+
+fn daemon(config_path: &Path, config: Config, log: &Arc<Log>) -> ExitCode {
     // A panic's message may quote the data it choked on (an address): the
     // log gets where it happened, never what it says.
     std::panic::set_hook(Box::new(|info| {
@@ -41,7 +48,7 @@ pub fn run(config_path: &Path, log_format: LogFormat) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config_path, Arc::new(config)))
+    runtime.block_on(serve(config_path, Arc::new(config), Arc::clone(log)))
 }
 
 /// Stack size of the runtime's worker threads, where bodies are parsed.
@@ -52,7 +59,7 @@ pub fn run(config_path: &Path, log_format: LogFormat) -> ExitCode {
 /// of 2 MiB would overflow at about 30 levels there.
 pub const WORKER_STACK: usize = 8 * 1024 * 1024;
 
-async fn serve(config_path: &Path, config: Arc<Config>) -> ExitCode {
+async fn serve(config_path: &Path, config: Arc<Config>, log: Arc<Log>) -> ExitCode {
     let metrics = match crate::metrics::install() {
         Ok(handle) => handle,
         Err(e) => {
@@ -82,10 +89,11 @@ async fn serve(config_path: &Path, config: Arc<Config>) -> ExitCode {
         }
     };
     let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(signals(shutdown.clone()));
+    tokio::spawn(signals(shutdown.clone(), log));
     tokio::spawn(reload_on_sighup(config_path.to_owned(), config.clone(), aws.clone(), fetcher.clone(), reload_tx));
     info!(version = env!("CARGO_PKG_VERSION"), sources = config.sources.len(), sinks = config.sinks.len(), "started");
     let certs = certificates(&config, &fetcher);
+    crate::metrics::register_routes(config.router.routes().iter().map(|r| r.name.as_str()));
     let routing = Routing { config, sinks, certs };
     crate::runtime::run(routing, aws_sdk_sqs::Client::new(&aws), health, reloads, shutdown).await;
     let _ = server.await;
@@ -131,6 +139,7 @@ async fn reload_on_sighup(
         metrics::counter!(RELOADS, "result" => "ok").increment(1);
         current = config.clone();
         let certs = certificates(&config, &fetcher);
+        crate::metrics::register_routes(config.router.routes().iter().map(|r| r.name.as_str()));
         if reloads.send(Routing { config, sinks, certs }).await.is_err() {
             return;
         }
@@ -174,7 +183,7 @@ async fn open_sinks(config: &Config, aws: &aws_config::SdkConfig) -> Sinks {
 /// Fires `shutdown` on the first SIGTERM or SIGINT; a second one ends the
 /// process at once (what was not deleted comes back when its visibility
 /// timeout ends).
-async fn signals(shutdown: CancellationToken) {
+async fn signals(shutdown: CancellationToken, log: Arc<Log>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (mut terminate, mut interrupt) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
@@ -197,5 +206,6 @@ async fn signals(shutdown: CancellationToken) {
         signal = second,
         "second signal: stopping now; unfinished messages come back when their visibility timeout ends"
     );
+    log.flush();
     std::process::exit(super::exit::INTERRUPTED);
 }

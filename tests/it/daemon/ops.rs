@@ -102,6 +102,22 @@ async fn health_readiness_and_metrics_match_what_was_sent() {
         assert!(status.success(), "sesroute {args:?}: {status}");
     }
     daemon.stop().await;
+    // The decision line of each notification, every line written out by exit.
+    let log = daemon.log();
+    let decisions: Vec<&serde_json::Value> = log.iter().filter(|line| line["message"] == "delivered").collect();
+    assert_eq!(decisions.len(), 3, "one decision line per notification: {log:?}");
+    for line in &decisions {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["sinks"], 1, "{line}");
+        assert!(line["timestamp"].is_string() && line["target"].is_string(), "{line}");
+        let span = &line["span"];
+        assert_eq!(span["name"], "message", "{line}");
+        assert_eq!((&span["queue"], &span["kind"], &span["routes"]), (&"in".into(), &"bounce".into(), &"team".into()));
+        assert_eq!(span["source"], "billing@acme.test", "{line}");
+        assert!(span["message_id"].as_str().is_some_and(|id| id.starts_with("ops-")), "{line}");
+        assert!(span["sqs_message_id"].is_string() && span["receive_count"] == 1, "{line}");
+    }
+    assert_eq!(log.last().map(|line| line["message"].clone()), Some("stopped".into()), "the last line is written");
     let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("sesroute"))
         .args(["health", "--config"])
         .arg(&health_config)
