@@ -6,6 +6,10 @@
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::notification::Kind;
+use crate::notification::bounce::BounceClass;
+use crate::route::Router;
+
 /// Messages received from SQS, by `source`.
 pub const RECEIVED: &str = "sesroute_messages_received_total";
 /// Messages by `source` and `outcome`: delivered, retry, reject, ignored, error, refused, unrouted.
@@ -47,29 +51,26 @@ pub const SIGNATURE_FAILURES: &str = "sesroute_signature_failures_total";
 /// Always 1, with the `version` label.
 pub const BUILD_INFO: &str = "sesroute_build_info";
 
+/// The labels of [`NOTIFICATIONS`] and [`RECIPIENTS`]: `bounce_class` on bounces only.
+pub fn rate_labels(route: &str, kind: Kind, class: Option<BounceClass>) -> Vec<(&'static str, String)> {
+    let mut labels = vec![("route", route.to_owned()), ("kind", kind.as_str().to_owned())];
+    if let Some(class) = class {
+        labels.push(("bounce_class", class.as_str().to_owned()));
+    }
+    labels
+}
+
 /// Sets the rate counters every route can have to 0 (adding 0 to those that
 /// exist), so that the first bounce or complaint after a start or reload is
 /// a rise from 0 that `increase()` sees, not a new series it cannot.
-pub fn register_routes<'a>(routes: impl IntoIterator<Item = &'a str>) {
-    use crate::notification::Kind;
-    use crate::notification::bounce::BounceClass;
-    for route in routes {
-        let mut sets: Vec<Vec<(&'static str, String)>> = BounceClass::ALL
-            .iter()
-            .map(|class| {
-                vec![
-                    ("route", route.to_owned()),
-                    ("kind", "bounce".to_owned()),
-                    ("bounce_class", class.as_str().to_owned()),
-                ]
-            })
-            .collect();
-        for kind in [Kind::Complaint, Kind::Delivery, Kind::Send] {
-            sets.push(vec![("route", route.to_owned()), ("kind", kind.as_str().to_owned())]);
-        }
-        for labels in &sets {
-            metrics::counter!(NOTIFICATIONS, labels).increment(0);
-            metrics::counter!(RECIPIENTS, labels).increment(0);
+pub fn register_routes(router: &Router) {
+    let bounces = BounceClass::ALL.map(|class| (Kind::Bounce, Some(class)));
+    let others = [Kind::Complaint, Kind::Delivery, Kind::Send].map(|kind| (kind, None));
+    for route in router.routes() {
+        for (kind, class) in bounces.iter().chain(&others) {
+            let labels = rate_labels(&route.name, *kind, *class);
+            metrics::counter!(NOTIFICATIONS, &labels).increment(0);
+            metrics::counter!(RECIPIENTS, &labels).increment(0);
         }
     }
 }

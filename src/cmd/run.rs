@@ -93,7 +93,7 @@ async fn serve(config_path: &Path, config: Arc<Config>, log: Arc<Log>) -> ExitCo
     tokio::spawn(reload_on_sighup(config_path.to_owned(), config.clone(), aws.clone(), fetcher.clone(), reload_tx));
     info!(version = env!("CARGO_PKG_VERSION"), sources = config.sources.len(), sinks = config.sinks.len(), "started");
     let certs = certificates(&config, &fetcher);
-    crate::metrics::register_routes(config.router.routes().iter().map(|r| r.name.as_str()));
+    crate::metrics::register_routes(&config.router);
     let routing = Routing { config, sinks, certs };
     crate::runtime::run(routing, aws_sdk_sqs::Client::new(&aws), health, reloads, shutdown).await;
     let _ = server.await;
@@ -139,7 +139,7 @@ async fn reload_on_sighup(
         metrics::counter!(RELOADS, "result" => "ok").increment(1);
         current = config.clone();
         let certs = certificates(&config, &fetcher);
-        crate::metrics::register_routes(config.router.routes().iter().map(|r| r.name.as_str()));
+        crate::metrics::register_routes(&config.router);
         if reloads.send(Routing { config, sinks, certs }).await.is_err() {
             return;
         }

@@ -325,10 +325,7 @@ async fn refuse(
 fn count_handled(n: &Notification<'_>, routes: &[&str]) {
     let recipients = n.recipients.len() as u64;
     for route in routes {
-        let mut labels = vec![("route", (*route).to_owned()), ("kind", n.kind.as_str().to_owned())];
-        if let Some(class) = n.bounce_class() {
-            labels.push(("bounce_class", class.as_str().to_owned()));
-        }
+        let labels = crate::metrics::rate_labels(route, n.kind, n.bounce_class());
         metrics::counter!(NOTIFICATIONS, &labels).increment(1);
         metrics::counter!(RECIPIENTS, &labels).increment(recipients);
     }
